@@ -37,6 +37,8 @@ import numpy as np
 import torch
 from PIL import Image
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.cache_utils import Cache, DynamicLayer
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 from swirl_envs.errors import SwirlError
 
@@ -47,6 +49,7 @@ ROLES = ("fwm", "idm")
 MARKERS = {"fwm": "<|fwm|>", "idm": "<|idm|>", "state": "<|state|>", "action": "<|action|>",
            "next_state": "<|next_state|>"}
 PAIR_FILE = "pair.json"
+CODEC_DIR = "codec"  # where save() puts the pair's image codec (when it has one)
 
 
 @dataclass
@@ -103,25 +106,128 @@ def right_pad(rows: Sequence[Sequence[int]], pad_id: int, device: torch.device |
 
 
 def completion_logprobs(model: PreTrainedModel, prompt_ids: Sequence[Sequence[int]],
-                        completion_ids: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token log-probs of each completion given its prompt, in ONE forward pass.
+                        completion_ids: Sequence[Sequence[int]], pad_id: int, *,
+                        share_prefix: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token log-probs of each completion given its prompt.
 
     Prompts are left-padded and completions right-padded, so every completion starts at the same column
     and only the last T+1 positions need logits. Returns (logp, mask), both (sequences, T): logp[i, j] is
     log p(completion_i[j] | prompt_i, completion_i[:j]); mask marks real tokens. Differentiable.
+
+    A GRPO group repeats one long prompt for every short completion. With `share_prefix`, runs of adjacent
+    rows whose prompts share a long prefix run that prefix once (per run) and the rest of each row against
+    its keys/values: same numbers up to float rounding, gradients included, for a fraction of the tokens.
     """
     device = next(model.parameters()).device
-    p_ids, p_mask = left_pad(prompt_ids, pad_id, device)
     c_ids, c_mask = right_pad(completion_ids, pad_id, device)
-    ids, mask = torch.cat([p_ids, c_ids], 1), torch.cat([p_mask, c_mask], 1)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
     width = c_ids.shape[1]
-    kwargs: dict[str, Any] = {"input_ids": ids, "attention_mask": mask, "position_ids": positions, "use_cache": False}
-    if _accepts(model, "logits_to_keep"):
-        kwargs["logits_to_keep"] = width + 1
-    logits = model(**kwargs).logits[:, -(width + 1):-1].float()
+    groups = _prefix_groups(prompt_ids) if share_prefix and _can_share_prefix(model) else None
+    kwargs: dict[str, Any] = {"logits_to_keep": width + 1} if _accepts(model, "logits_to_keep") else {}
+    if groups is None:
+        p_ids, p_mask = left_pad(prompt_ids, pad_id, device)
+        ids, mask = torch.cat([p_ids, c_ids], 1), torch.cat([p_mask, c_mask], 1)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False, **kwargs).logits
+    else:
+        bare = getattr(model, "module", model)  # prefix pass outside DDP: DDP sees one forward per backward
+        starts = np.cumsum([0] + [size for size, _ in groups[:-1]])
+        h_ids, h_mask = left_pad([prompt_ids[i][:n] for i, (_, n) in zip(starts, groups, strict=True)], pad_id, device)
+        row_group = torch.tensor([g for g, (size, _) in enumerate(groups) for _ in range(size)], device=device)
+        shared = [n for size, n in groups for _ in range(size)]
+        s_ids, s_mask = left_pad([p[n:] for p, n in zip(prompt_ids, shared, strict=True)], pad_id, device)
+        prefix = Cache(layers=[_SharedPrefixLayer() for _ in range(bare.config.get_text_config().num_hidden_layers)])
+        past = _past_kwarg(bare)
+        with _cache_through_checkpointing(bare):
+            bare(input_ids=h_ids, attention_mask=h_mask, position_ids=(h_mask.cumsum(-1) - 1).clamp(min=0),
+                 use_cache=False, **{past: prefix}, **_last_logit(bare))
+            rows = Cache(layers=[_SharedPrefixLayer(layer, row_group) for layer in prefix.layers])
+            tail = torch.cat([s_mask, c_mask], 1)
+            positions = torch.tensor(shared, device=device)[:, None] + tail.cumsum(-1) - 1
+            logits = model(input_ids=torch.cat([s_ids, c_ids], 1), attention_mask=torch.cat([h_mask[row_group], tail], 1),
+                           position_ids=positions.clamp(min=0), use_cache=False, **{past: rows}, **kwargs).logits
+    logits = logits[:, -(width + 1):-1].float()
     logp = torch.gather(logits, -1, c_ids.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, -1)
     return logp * c_mask, c_mask
+
+
+class _SharedPrefixLayer(DynamicLayer):
+    """One layer's keys/values of the shared prefixes, safe to replay under gradient checkpointing.
+
+    Made empty, `update` stores the prefix states (a backward replay stores the same values again). Made
+    from such a layer and a row -> prefix `index`, it only reads: each row's prefix (a differentiable
+    gather) followed by the row's own states, and stores nothing, so a replay sees what the forward saw.
+    """
+
+    def __init__(self, prefix: _SharedPrefixLayer | None = None, index: torch.Tensor | None = None):
+        super().__init__()
+        self.index = index
+        if prefix is not None:
+            self.keys, self.values, self.device, self.is_initialized = prefix.keys, prefix.values, prefix.device, True
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if self.index is None:
+            self.device, self.is_initialized = key_states.device, True
+            self.keys, self.values = key_states, value_states
+            return key_states, value_states
+        return (torch.cat([self.keys[self.index], key_states], -2),
+                torch.cat([self.values[self.index], value_states], -2))
+
+
+def _prefix_groups(prompts: Sequence[Sequence[int]]) -> list[tuple[int, int]] | None:
+    """(rows, shared prefix length) for each run of adjacent prompts sharing at least half of the run's
+    first prompt, or None when no run has two rows. The shared part stops at least one token short of
+    every prompt, so the second pass always holds the token whose logits predict the first completion token.
+    """
+    groups, i = [], 0
+    while i < len(prompts):
+        first, j = prompts[i], i + 1
+        shared = len(first) - 1
+        while j < len(prompts):
+            limit = min(shared, len(prompts[j]) - 1)
+            a, b = first[:limit], prompts[j][:limit]
+            common = limit if a == b else next((k for k, (u, v) in enumerate(zip(a, b, strict=True)) if u != v), limit)
+            if common < max(1, len(first) // 2):
+                break
+            shared, j = common, j + 1
+        if shared < 1:
+            return None
+        groups.append((j - i, shared))
+        i = j
+    return groups if any(size > 1 for size, _ in groups) else None
+
+
+def _can_share_prefix(model: PreTrainedModel) -> bool:
+    """A plain full-attention decoder that takes a cache (no sliding window, no recurrent state), and
+    gradient checkpointing, if on, is the non-reentrant kind (reentrant checkpoints cut the gradient that
+    flows through the cached prefix)."""
+    bare = getattr(model, "module", model)
+    config = bare.config.get_text_config()
+    if getattr(config, "sliding_window", None) or config.is_encoder_decoder:
+        return False
+    if any(t != "full_attention" for t in getattr(config, "layer_types", None) or ()):
+        return False
+    if not (_accepts(bare, "cache") or _accepts(bare, "past_key_values")):
+        return False
+    for layer in bare.modules():
+        if isinstance(layer, GradientCheckpointingLayer) and layer.gradient_checkpointing:
+            func = getattr(layer, "_gradient_checkpointing_func", None)
+            if getattr(func, "keywords", {}).get("use_reentrant", True) is not False:
+                return False
+    return True
+
+
+@contextlib.contextmanager
+def _cache_through_checkpointing(model: PreTrainedModel):
+    """Let checkpointed layers keep the cache (transformers drops it, since a replay would write it twice;
+    `_SharedPrefixLayer` is replay-safe). The decision is taken in the forward, so backward replays keep it."""
+    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer) and m.gradient_checkpointing]
+    for layer in layers:
+        layer._can_checkpoint_with_cache = True
+    try:
+        yield
+    finally:
+        for layer in layers:
+            del layer._can_checkpoint_with_cache
 
 
 def _last_logit(model: PreTrainedModel) -> dict[str, int]:
@@ -251,7 +357,7 @@ class WorldModelPair:
             options.update(format_options)
             sources = info.get("sources")
             if codec is None and info.get("codec"):
-                codec = _load_codec(info["codec"])
+                codec = _load_codec(info["codec"], folder / CODEC_DIR)
             if info["shared"]:
                 model, tok = _load_model(folder / "shared")
                 return cls(model, None, tokenizer=tok, codec=codec, sources=sources, device=device, **options)
@@ -287,6 +393,8 @@ class WorldModelPair:
                 model.save_pretrained(folder / name)
                 self.tokenizers["fwm" if name == "shared" else name].save_pretrained(folder / name)
         codec = f"{type(self.codec).__module__}:{type(self.codec).__qualname__}" if self.codec is not None else None
+        if self.codec is not None and callable(getattr(self.codec, "save", None)):
+            self.codec.save(folder / CODEC_DIR)  # a fitted codec's codebook is part of the pair
         info = {"format": 1, "shared": self.shared, "max_length": self.max_length,
                 "max_target_tokens": self.max_target_tokens, "sources": self.sources, "codec": codec,
                 "markers": MARKERS}
@@ -456,8 +564,9 @@ def _load_model(path: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerB
     return model, tokenizer
 
 
-def _load_codec(spec: str) -> Any:
-    """Rebuild a codec recorded in pair.json (`module:Class`, constructed without arguments), or None."""
+def _load_codec(spec: str, folder: Path | None = None) -> Any:
+    """Rebuild a codec recorded in pair.json (`module:Class`): `Class.load(folder)` when the pair saved one
+    there (a fitted codebook), else constructed without arguments; None (with a warning) on failure."""
     import importlib
     import warnings
 
@@ -466,6 +575,8 @@ def _load_codec(spec: str) -> Any:
         obj: Any = importlib.import_module(module_name)
         for part in name.split("."):
             obj = getattr(obj, part)
+        if folder is not None and folder.is_dir() and callable(getattr(obj, "load", None)):
+            return obj.load(folder)
         return obj()
     except Exception as exc:  # the pair is still usable on text; say why images will not work
         warnings.warn(f"could not rebuild image codec {spec!r} ({exc}); pass codec=... to load()", stacklevel=3)
