@@ -32,6 +32,8 @@ examples:
   swirl-eval report runs/textphysics/20260101-120000
   swirl-eval check --leaderboard leaderboards/textphysics.json --report runs/textphysics/20260101-120000/report.json
   swirl-eval compare runs/a/report.json runs/b/report.json
+  swirl-eval train --bench visualphysics --method sft --limit 200 --output ckpt/vp-sft   # fits an image codec
+  swirl-eval run --bench visualphysics --checkpoint sft=ckpt/vp-sft --limit 50          # PSNR/SSIM + image grid
   swirl-eval serve --bench stabletoolbench --port 8080 --cache-dir cache/ --model ckpt/stb-swirl
 
 {EXIT_CODES}"""
@@ -209,13 +211,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     bench.check_split(args.split)
     entries = _entries(args, bench)
     output = Path(args.output or Path("runs") / args.bench / dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    if bench.modality != "image" and (args.clip_model or args.dino_model):
+        raise UsageError(f"--clip-model and --dino-model score images; {args.bench!r} has {bench.modality} states")
     config = RunConfig(benchmark=args.bench, split=args.split, limit=args.limit, seed=args.seed,
                        batch_size=args.batch_size, temperature=args.temperature, top_p=args.top_p,
                        max_new_tokens=args.max_new_tokens, bootstrap_samples=args.bootstrap,
-                       command=args.command_line)
+                       command=args.command_line, clip_model=args.clip_model, dino_model=args.dino_model,
+                       grid_rows=args.grid_rows)
+    scorers = None
+    if bench.modality == "image":
+        from .runner import ImageScorers
+
+        scorers = ImageScorers.load(config, device=args.device)
     progress, update = _progress()
     with progress:
-        report = evaluate(bench, entries, config, output, progress=update)
+        report = evaluate(bench, entries, config, output, progress=update, scorers=scorers)
     if not args.quiet:
         render_console(report, _console())
     print(f"wrote {output}/report.json, report.md, report.html, samples.jsonl")
@@ -248,6 +258,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         from .models import resolve_checkpoint
 
         init = str(resolve_checkpoint(init))  # a training run's folder means its final pair
+    if init is None and bench.modality == "image":
+        from .models import image_init_pair
+
+        # Images reach a language model as codec text: a run from scratch first gets a codec and a pair
+        # whose tokenizer knows its codes (and a prompt budget that holds two images).
+        user_keys = {item.partition("=")[0].strip() for item in args.set}
+        folder, config = image_init_pair(transitions, config, output, codec_path=args.codec,
+                                         codebook_size=args.codebook_size, image_size=args.codec_image_size,
+                                         user_keys=user_keys, log=_console(stderr=True).print)
+        init = str(folder)
+    elif args.codec is not None:
+        raise UsageError("--codec applies to image benchmarks trained without --init")
     final = trainer_class(config).train(transitions, output, init=init)
     print(f"wrote {final}")
     return EXIT_OK
@@ -265,7 +287,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     report = load_report(path)
     folder = path if path.is_dir() else path.parent
     write_atomic(folder / "report.md", render_markdown(report))
-    write_atomic(folder / "report.html", render_html(report))
+    write_atomic(folder / "report.html", render_html(report, folder))
     render_console(report, _console())
     print(f"wrote {folder}/report.md, report.html")
     return EXIT_OK
@@ -404,6 +426,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=_positive, default=1000, help="bootstrap resamples for corpus metrics")
     p.add_argument("--device", default="cpu", help="torch device for the models")
     p.add_argument("--quiet", action="store_true", help="do not print the result table")
+    p.add_argument("--clip-model", default=None, metavar="PATH_OR_ID",
+                   help="image benchmarks: a CLIP model (folder or hub id) for ByteMorph's fwm/clip_* scores")
+    p.add_argument("--dino-model", default=None, metavar="PATH_OR_ID",
+                   help="image benchmarks: a DINO model (folder or hub id) for fwm/dino similarity")
+    p.add_argument("--grid-rows", type=_nonneg, default=8,
+                   help="image benchmarks: transitions shown in report.html's image grid")
     p.set_defaults(func=cmd_run)
 
     p = add("train", "train a method (trainer registry) on a benchmark's train split",
@@ -423,6 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, help="read the benchmark from this folder")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, e.g. --set learning_rate=1e-4 --set tiny.hidden_size=64 (repeatable)")
+    p.add_argument("--codec", default=None, metavar="DIR",
+                   help="image benchmarks without --init: a saved image codec (python -m swirl_core.image_codec "
+                        "--save DIR) instead of fitting one on the training images")
+    p.add_argument("--codebook-size", type=_positive, default=256, help="image benchmarks: codes of a fitted codec")
+    p.add_argument("--codec-image-size", type=_positive, default=64,
+                   help="image benchmarks: side the codec resizes images to (patch 4: (side/4)^2 tokens per image)")
     p.set_defaults(func=cmd_train)
 
     p = add("report", "re-render report.md and report.html from a report.json",

@@ -158,6 +158,29 @@ class ClipScorer:
             return _normalise(_features(self.model.get_text_features(
                 **{k: v.to(self.device) for k, v in inputs.items()})).float())
 
+    def sample_scores(self, sources: Sequence[ImageLike], generated: Sequence[ImageLike],
+                      targets: Sequence[ImageLike], source_captions: Sequence[str | None],
+                      target_captions: Sequence[str | None]) -> list[dict[str, float | None]]:
+        """Per example, the four scores keyed `fwm/clip_*`; the two caption scores are None where an
+        example lacks either caption (only ByteMorph has them)."""
+        n = len(generated)
+        if not all(len(x) == n for x in (sources, targets, source_captions, target_captions)):
+            raise ValueError("sources, generated, targets and both caption lists must have the same length")
+        src, gen, tgt = self.embed_images(sources), self.embed_images(generated), self.embed_images(targets)
+        out: list[dict[str, float | None]] = [
+            {"fwm/clip_sim_txt": None, "fwm/clip_sim_img": float(a), "fwm/clip_dir_txt": None,
+             "fwm/clip_dir_img": float(b)} for a, b in zip(_cos(src, gen).tolist(), _cos(tgt - src, gen - src).tolist(),
+                                                         strict=True)]
+        captioned = [i for i in range(n) if source_captions[i] and target_captions[i]]
+        if captioned:
+            src_txt = self.embed_texts([str(source_captions[i]) for i in captioned])
+            tgt_txt = self.embed_texts([str(target_captions[i]) for i in captioned])
+            sim = _cos(gen[captioned], tgt_txt).tolist()
+            direction = _cos(gen[captioned] - src[captioned], tgt_txt - src_txt).tolist()
+            for j, i in enumerate(captioned):
+                out[i]["fwm/clip_sim_txt"], out[i]["fwm/clip_dir_txt"] = float(sim[j]), float(direction[j])
+        return out
+
     def scores(self, sources: Sequence[ImageLike], generated: Sequence[ImageLike], targets: Sequence[ImageLike],
                source_captions: Sequence[str], target_captions: Sequence[str]) -> dict[str, list[float]]:
         """The four scores for each example (lists aligned with the inputs)."""
@@ -234,3 +257,46 @@ def candidate_accuracy(transitions: Iterable[Any], score: ScoreFn) -> dict[str, 
     n = len(predictions)
     return {"accuracy": correct / n if n else float("nan"), "n": n,
             "chance": chance / n if n else float("nan"), "predictions": predictions}
+
+
+# ---------------------------------------------------------------- report-card metrics
+
+
+def _specs() -> dict[str, Any]:
+    from .metrics import MetricSpec
+
+    specs = [
+        MetricSpec("fwm/psnr", "mean", "PSNR (dB, peak 1.0, capped at 100) of the decoded predicted vs true next image", "dB"),
+        MetricSpec("fwm/ssim", "mean", "SSIM (Gaussian 11-tap window, sigma 1.5) of predicted vs true next image", "0-1"),
+        MetricSpec("fwm/l1", "mean", "mean absolute pixel error on [0, 1] intensities (lower is better)", "0-1"),
+        MetricSpec("fwm/l2", "mean", "mean squared pixel error on [0, 1] intensities (lower is better)", "0-1"),
+        MetricSpec("fwm/clip_sim_txt", "mean", "CLIP cosine of predicted image and target caption (ByteMorph)", "cosine"),
+        MetricSpec("fwm/clip_sim_img", "mean", "CLIP cosine of source and predicted image (ByteMorph)", "cosine"),
+        MetricSpec("fwm/clip_dir_txt", "mean", "CLIP cosine of image edit direction and caption direction (ByteMorph)",
+                   "cosine"),
+        MetricSpec("fwm/clip_dir_img", "mean", "CLIP cosine of true and predicted image edit directions (ByteMorph)",
+                   "cosine"),
+        MetricSpec("fwm/dino", "mean", "cosine of DINO CLS features of predicted and true next image", "cosine"),
+        MetricSpec("idm/accuracy", "mean", "the IDM's most likely candidate is the true action (WorldPrediction; a "
+                   "k-way tie counts 1/k)", "0-1"),
+    ]
+    return {s.name: s for s in specs}
+
+
+METRICS = _specs()  # name -> evals.metrics.MetricSpec, for image report cards
+LOWER_IS_BETTER = frozenset({"fwm/l1", "fwm/l2"})
+
+
+def aggregate(samples: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Metric name -> {value, stderr, n} for the image metrics of sample records: means with the
+    analytic standard error std/sqrt(n), as for every other per-sample metric; n == 0 is left out."""
+    from .metrics import mean_stderr
+
+    out: dict[str, dict[str, Any]] = {}
+    for name in METRICS:
+        part = name.split("/", 1)[0]
+        values = [s[part]["scores"][name] for s in samples
+                  if s.get(part) is not None and s[part]["scores"].get(name) is not None]
+        if values:
+            out[name] = mean_stderr(values)
+    return out

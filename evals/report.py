@@ -6,7 +6,9 @@ report.json layout (schema: evals/schema/report.schema.json, `schema_version` be
     primary_metric}, config (decoding, batch size, bootstrap), seeds, command,
     models {method: {model, checkpoint, sha256, details}},
     methods {method: {metrics {name: {value, stderr, n}}, delta_vs_sft {name: {absolute, relative}} | null}},
-    metric_info {name: {kind, scale, description}},
+    metric_info {name: {kind, scale, description, higher_is_better}},
+    images {grid: [{index, episode_id, step, action, source, truth, predictions {method: path}}]}
+        (image benchmarks only: PNG paths relative to the run folder),
     provenance {created, wall_time_s, resumed_samples, versions, git}
 
 Everything outside `provenance` is a function of the command, the data and the weights: two runs of the
@@ -15,6 +17,7 @@ same command with the same seed write the same bytes there.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import html
 import json
@@ -29,9 +32,9 @@ from typing import Any
 from swirl_envs.errors import DataError
 from swirl_envs.fileio import read_json
 
-from . import metrics
+from . import image_metrics, metrics
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: metric_info.higher_is_better, scales dB and cosine, the images block
 SCHEMA_PATH = Path(__file__).parent / "schema" / "report.schema.json"
 REFERENCE_METHOD = "sft"
 PACKAGES = ("swirl-suite", "torch", "transformers", "datasets", "sacrebleu", "rouge-score", "numpy")
@@ -80,13 +83,18 @@ def git_version(root: Path | None = None) -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(status.strip())}
 
 
+METRICS = {**metrics.METRICS, **image_metrics.METRICS}  # every metric a card can hold, in display order
+
+
 def build_report(*, benchmark: dict[str, Any], config: dict[str, Any], seeds: dict[str, int],
                  models: dict[str, Any], results: dict[str, dict[str, Any]], command: str | None,
-                 wall_time_s: float, resumed_samples: int = 0) -> dict[str, Any]:
+                 wall_time_s: float, resumed_samples: int = 0,
+                 images: dict[str, Any] | None = None) -> dict[str, Any]:
     names = sorted({name for row in results.values() for name in row}, key=metric_order)
-    info = {n: {"kind": metrics.METRICS[n].kind, "scale": metrics.METRICS[n].scale,
-                "description": metrics.METRICS[n].description} for n in names if n in metrics.METRICS}
+    info = {n: {"kind": METRICS[n].kind, "scale": METRICS[n].scale, "description": METRICS[n].description,
+                "higher_is_better": n not in image_metrics.LOWER_IS_BETTER} for n in names if n in METRICS}
     delta = deltas(results)
+    extra = {"images": images} if images is not None else {}
     return {
         "schema_version": SCHEMA_VERSION,
         "benchmark": benchmark,
@@ -96,6 +104,7 @@ def build_report(*, benchmark: dict[str, Any], config: dict[str, Any], seeds: di
         "models": models,
         "methods": {m: {"metrics": results[m], "delta_vs_sft": delta[m]} for m in results},
         "metric_info": info,
+        **extra,
         "provenance": {"created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                        "wall_time_s": round(wall_time_s, 3), "resumed_samples": resumed_samples,
                        "versions": versions(), "git": git_version()},
@@ -103,7 +112,7 @@ def build_report(*, benchmark: dict[str, Any], config: dict[str, Any], seeds: di
 
 
 def metric_order(name: str) -> tuple[int, str]:
-    order = list(metrics.METRICS)
+    order = list(METRICS)
     return (order.index(name) if name in order else len(order), name)
 
 
@@ -155,7 +164,7 @@ def load_report(path: str | Path) -> dict[str, Any]:
 def fmt_value(value: float | None, scale: str = "0-100") -> str:
     if value is None:
         return "-"
-    return f"{value:.2f}" if scale == "0-100" else f"{value:.3f}"
+    return f"{value:.2f}" if scale in ("0-100", "dB") else f"{value:.3f}"
 
 
 def fmt_metric(metric: Mapping[str, Any] | None, scale: str = "0-100") -> str:
@@ -170,7 +179,7 @@ def fmt_metric(metric: Mapping[str, Any] | None, scale: str = "0-100") -> str:
 def fmt_delta(delta: Mapping[str, Any] | None, scale: str = "0-100") -> str:
     if not delta:
         return "-"
-    absolute = f"{delta['absolute']:+.2f}" if scale == "0-100" else f"{delta['absolute']:+.3f}"
+    absolute = f"{delta['absolute']:+.2f}" if scale in ("0-100", "dB") else f"{delta['absolute']:+.3f}"
     if delta.get("relative") is None:
         return absolute
     return f"{100 * delta['relative']:+.1f}% ({absolute})"
@@ -220,6 +229,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
               "difference in parentheses.", "",
               "| " + " | ".join(headers) + " |", "|---" * len(headers) + "|"]
     lines += ["| " + " | ".join([f"`{r[0]}`", *r[1:]]) + " |" for r in rows]
+    lines += grid_markdown(report)
     lines += ["", "## Models", "", "| method | model | checkpoint | sha256 |", "|---|---|---|---|"]
     for method, model in report["models"].items():
         sha = (model.get("sha256") or "-")[:16]
@@ -232,6 +242,22 @@ def render_markdown(report: Mapping[str, Any]) -> str:
               f"git {git.get('commit') or 'unknown'}{' (dirty)' if git.get('dirty') else ''}; "
               + ", ".join(f"{k} {v}" for k, v in (prov.get("versions") or {}).items() if v) + ".", ""]
     return "\n".join(lines)
+
+
+def grid_markdown(report: Mapping[str, Any]) -> list[str]:
+    """The image grid as a Markdown table of images linked from the run folder."""
+    grid = (report.get("images") or {}).get("grid") or []
+    if not grid:
+        return []
+    methods = list(report["methods"])
+    lines = ["", "## Predicted images", "", f"The first {len(grid)} test transitions (PNG files in the run folder).",
+             "", "| # | action | source | truth | " + " | ".join(methods) + " |", "|---" * (4 + len(methods)) + "|"]
+    for row in grid:
+        cells = [f"![source]({row['source']})", f"![truth]({row['truth']})"]
+        cells += [f"![{m}]({row['predictions'][m]})" if row["predictions"].get(m) else "-" for m in methods]
+        action = str(row.get("action") or "").replace("|", "\\|")
+        lines.append(f"| {row['index']} | {action} | " + " | ".join(cells) + " |")
+    return lines
 
 
 # ------------------------------------------------------------------ HTML with inline SVG
@@ -291,10 +317,51 @@ def _table_html(headers: list[str], rows: list[list[str]]) -> str:
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
 th:first-child,td:first-child{text-align:left}code{background:#f4f4f4;padding:1px 4px}
-.charts{display:flex;flex-wrap:wrap;gap:1em}svg{font-size:12px;font-family:inherit}"""
+.charts{display:flex;flex-wrap:wrap;gap:1em}.grid td{text-align:center;vertical-align:middle}svg{font-size:12px;font-family:inherit}"""
 
 
-def render_html(report: Mapping[str, Any]) -> str:
+def png_data_uri(path: Path) -> str:
+    """A PNG as a data: URI (the HTML card stays one file); a missing or non-PNG file is a DataError."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"image of the card's grid cannot be read ({exc.strerror or exc})", path=path) from None
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise DataError("image of the card's grid is not a PNG file; rerun the same `swirl-eval run` to "
+                        "write it again", path=path)
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def grid_html(report: Mapping[str, Any], folder: Path | None) -> list[str]:
+    """Source / truth / one column per method for the card's grid rows, as inline PNG thumbnails."""
+    grid = (report.get("images") or {}).get("grid") or []
+    if not grid:
+        return []
+    esc = html.escape
+    if folder is None:
+        return ["<h2>Predicted images</h2><p>(render the card from its run folder to see the images)</p>"]
+    methods = list(report["methods"])
+
+    def img(path: str | None, alt: str) -> str:
+        if not path:
+            return "-"
+        return (f'<img src="{png_data_uri(folder / path)}" alt="{esc(alt)}" width="128" height="128" '
+                'style="image-rendering:pixelated">')
+
+    headers = ["#", "action", "source", "truth", *methods]
+    body = []
+    for row in grid:
+        cells = [str(row["index"]), esc(str(row.get("action") or "")), img(row["source"], "source"),
+                 img(row["truth"], "truth"), *(img(row["predictions"].get(m), m) for m in methods)]
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    return [f"<h2>Predicted images</h2><p>The first {len(grid)} transitions of the split: the source image, the "
+            "true next image and each method's decoded prediction.</p>",
+            f'<table class="grid"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>']
+
+
+def render_html(report: Mapping[str, Any], folder: str | Path | None = None) -> str:
+    """The card as one HTML file; with the run `folder`, the image grid's PNGs are inlined."""
     bench, names = report["benchmark"], metric_names(report)
     esc = html.escape
     charts = []
@@ -315,6 +382,7 @@ def render_html(report: Mapping[str, Any]) -> str:
     parts += ["<h2>Metrics</h2><p>Value ± standard error (bootstrap over samples for corpus metrics, analytic for "
               f"means); <i>method vs {REFERENCE_METHOD}</i>: relative and (absolute) difference. Bars show ±1 "
               "standard error.</p>", _table_html(headers, rows), '<div class="charts">', *charts, "</div>"]
+    parts += grid_html(report, Path(folder) if folder is not None else None)
     models = [[m, str(i.get("model")), str(i.get("checkpoint") or "-"), str(i.get("sha256") or "-")]
               for m, i in report["models"].items()]
     parts += ["<h2>Models</h2>", _table_html(["method", "model", "checkpoint", "sha256"], models)]
@@ -333,7 +401,7 @@ def write_report(report: Mapping[str, Any], output_dir: str | Path) -> None:
     validate_report(report, where=out / "report.json")
     write_atomic(out / "report.json", dumps(report))
     write_atomic(out / "report.md", render_markdown(report))
-    write_atomic(out / "report.html", render_html(report))
+    write_atomic(out / "report.html", render_html(report, out))
 
 
 # ------------------------------------------------------------------ terminal

@@ -10,13 +10,24 @@ skips those (method, index) keys and evaluates only the rest. `run.json` pins wh
 (benchmark, data hash, split, limit, seed, decoding, models); a rerun that differs is refused rather
 than mixed in. At the end samples.jsonl is rewritten in canonical order, so a resumed run and an
 uninterrupted one leave the same files.
+
+Image benchmarks: the FWM writes codec text, which the pair's codec decodes into a picture; it is
+saved as `images/<method>/<index>.png` (atomically, before its samples.jsonl line, so a line on disk
+means its picture is too; a missing or unreadable one is decoded again from the line's text on the
+next run) and scored with pixel metrics (and CLIP / DINO scores when their models are given) against
+the true next image. IDM predictions are instructions and get the text action metrics; where a
+transition offers `meta["candidates"]` (WorldPrediction) the IDM does not generate but picks the
+candidate it finds most likely (`idm/accuracy`). The card's image grid shows the first `grid_rows`
+transitions: source, truth and each method's prediction (`images/_source/`, `images/_truth/`).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,17 +36,19 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from PIL import Image
 
 from swirl_envs.benchmark import Benchmark
 from swirl_envs.errors import DataError, SwirlError
 from swirl_envs.fileio import write_atomic
 from swirl_envs.transition import Transition
 
-from . import metrics
+from . import image_metrics, metrics
 from .report import build_report, write_report
 
 SAMPLES_FILE = "samples.jsonl"
 MANIFEST_FILE = "run.json"
+IMAGES_DIR = "images"
 
 
 class Predictor(Protocol):
@@ -74,6 +87,9 @@ class RunConfig:
     max_new_tokens: int | None = None
     bootstrap_samples: int = metrics.BOOTSTRAP_SAMPLES
     command: str | None = None  # the command line that reproduces the run
+    clip_model: str | None = None  # image benchmarks: hub id or folder of a CLIP model -> fwm/clip_* scores
+    dino_model: str | None = None  # image benchmarks: a DINO model -> fwm/dino
+    grid_rows: int = 8  # image benchmarks: transitions shown in the card's image grid (not part of the identity)
 
     def decoding(self) -> dict[str, Any]:
         return {"temperature": self.temperature, "top_p": self.top_p, "max_new_tokens": self.max_new_tokens}
@@ -82,6 +98,24 @@ class RunConfig:
 ProgressFn = Callable[[str, int, int], None]  # (method, done, total)
 
 
+@dataclass
+class ImageScorers:
+    """The optional model-based image scores of a run (loaded once)."""
+
+    clip: image_metrics.ClipScorer | None = None
+    dino: image_metrics.DinoScorer | None = None
+
+    @classmethod
+    def load(cls, config: RunConfig, device: str = "cpu") -> ImageScorers:
+        def load(kind: str, loader: Callable[..., Any], name: str | None) -> Any:
+            if name is None:
+                return None
+            try:
+                return loader(name, device=device)
+            except OSError as exc:
+                raise SwirlError(f"cannot load the {kind} model {name!r} ({str(exc).splitlines()[0]})") from None
+        return cls(load("CLIP", image_metrics.ClipScorer.load, config.clip_model),
+                   load("DINO", image_metrics.DinoScorer.load, config.dino_model))
 
 
 def dumps(data: Any) -> str:
@@ -160,11 +194,149 @@ def _evaluate_batch(entry: ModelEntry, batch: list[int], data: list[Transition],
     return [sample_record(entry.method, i, data[i], fwm.get(i), idm.get(i)) for i in batch]
 
 
+# ------------------------------------------------------------------ image benchmarks
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.@=+-]", "_", name)
+
+
+def prediction_path(method: str, index: int) -> str:
+    """Where a method's predicted image goes, relative to the run folder."""
+    return f"{IMAGES_DIR}/{_safe(method)}/{index:05d}.png"
+
+
+def input_path(kind: str, index: int) -> str:
+    """The grid's copy of a transition's source or true next image ('source' | 'truth')."""
+    return f"{IMAGES_DIR}/_{kind}/{index:05d}.png"
+
+
+def save_png(path: Path, image: Any) -> None:
+    if not isinstance(image, Image.Image):
+        image = Image.fromarray(np.asarray(image, dtype=np.uint8))
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="PNG")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, buffer.getvalue())
+
+
+def readable_png(path: Path) -> bool:
+    try:
+        with Image.open(path) as image:
+            image.load()
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def has_candidates(t: Transition) -> bool:
+    candidates = t.meta.get("candidates")
+    return isinstance(candidates, list) and len(candidates) >= 2 and "ground_truth" in t.meta
+
+
+def choose_candidates(entry: ModelEntry, items: list[Transition], batch_size: int) -> list[dict[str, Any]]:
+    """For each transition, the IDM's log-likelihood (mean per token) of every candidate and the choice
+    `image_metrics.candidate_accuracy` makes from them; all candidates are scored in batched calls."""
+    score = getattr(entry.predictor, "score_actions", None)
+    if not callable(score):
+        raise SwirlError(f"method {entry.method!r}: choosing among candidates needs a predictor with score_actions")
+    rows = [(t, c) for t in items for c in t.meta["candidates"]]
+    values = score([t.state for t, _ in rows], [t.next_state for t, _ in rows], [c for _, c in rows],
+                   batch_size=batch_size)
+    values = iter([float(v) for v in values])
+    out = []
+    for t in items:
+        table = {c: next(values) for c in t.meta["candidates"]}  # equal texts have equal scores
+        result = image_metrics.candidate_accuracy([t], lambda _x, _y, c, table=table: table[c])
+        choice = result["predictions"][0]
+        out.append({"prediction": t.meta["candidates"][choice["best"][0]] if choice["best"] else "",
+                    "accuracy": result["accuracy"], "candidate_scores": choice["scores"], "chosen": choice["best"],
+                    "ground_truth": choice["ground_truth"]})
+    return out
+
+
+def _evaluate_image_batch(entry: ModelEntry, batch: list[int], data: list[Transition], config: RunConfig,
+                          out: Path, scorers: ImageScorers) -> list[dict]:
+    options = {"num_samples": 1, "temperature": config.temperature, "top_p": config.top_p,
+               "max_new_tokens": config.max_new_tokens, "batch_size": config.batch_size}
+    labelled = [i for i in batch if data[i].action is not None]
+    records = {i: {"method": entry.method, "index": i, "episode_id": data[i].episode_id, "step": data[i].step,
+                   "fwm": None, "idm": None} for i in batch}
+    if not labelled:
+        return [records[i] for i in batch]
+    seed_everything(config.seed * 1_000_003 + labelled[0])
+    states, truths = [data[i].state for i in labelled], [data[i].next_state for i in labelled]
+    texts = _check_texts(entry.predictor.predict_next_states(states, [data[i].action for i in labelled], **options),
+                         len(labelled), entry.method, "predict_next_states")
+    predicted = [entry.predictor.text_to_image(text) for text in texts]
+    scores = [image_metrics.pixel_metrics(p, y) for p, y in zip(predicted, truths, strict=True)]
+    scores = [{f"fwm/{k}": v for k, v in row.items()} for row in scores]
+    if scorers.clip is not None:
+        captions = [(data[i].meta.get("src_img_caption"), data[i].meta.get("tgt_img_caption")) for i in labelled]
+        clip = scorers.clip.sample_scores(states, predicted, truths, [c[0] for c in captions], [c[1] for c in captions])
+        scores = [dict(row, **extra) for row, extra in zip(scores, clip, strict=True)]
+    if scorers.dino is not None:
+        scores = [dict(row, **{"fwm/dino": float(v)})
+                  for row, v in zip(scores, scorers.dino.similarity(predicted, truths), strict=True)]
+    for i, text, image, row in zip(labelled, texts, predicted, scores, strict=True):
+        save_png(out / prediction_path(entry.method, i), image)
+        records[i]["fwm"] = {"input_action": data[i].action, "prediction": text,
+                             "image": prediction_path(entry.method, i), "truth": None, "scores": row}
+    choice = [i for i in labelled if has_candidates(data[i])]
+    generate = [i for i in labelled if i not in choice]
+    if choice:
+        for i, picked in zip(choice, choose_candidates(entry, [data[i] for i in choice], config.batch_size),
+                             strict=True):
+            accuracy = picked.pop("accuracy")
+            records[i]["idm"] = {**picked, "truth": data[i].action, "scores": {
+                "idm/accuracy": accuracy, **metrics.idm_sample_scores(picked["prediction"], data[i].action)}}
+    if generate:
+        out_texts = _check_texts(entry.predictor.predict_actions([data[i].state for i in generate],
+                                                                 [data[i].next_state for i in generate], **options),
+                                 len(generate), entry.method, "predict_actions")
+        for i, text in zip(generate, out_texts, strict=True):
+            records[i]["idm"] = {"prediction": text, "truth": data[i].action,
+                                 "scores": metrics.idm_sample_scores(text, data[i].action)}
+    return [records[i] for i in batch]
+
+
+def _repair_images(records: list[dict[str, Any]], entries: Sequence[ModelEntry], out: Path) -> None:
+    """Decode again (from the line's codec text) predicted pictures that are missing or unreadable."""
+    by_method = {e.method: e for e in entries}
+    for r in records:
+        fwm = r.get("fwm")
+        if not fwm or r["method"] not in by_method or readable_png(out / fwm["image"]):
+            continue
+        save_png(out / fwm["image"], by_method[r["method"]].predictor.text_to_image(fwm["prediction"]))
+
+
+def image_grid(data: list[Transition], records: list[dict[str, Any]], methods: Sequence[str], out: Path,
+               rows: int) -> dict[str, Any]:
+    """The card's `images` block: the first `rows` labelled transitions with their source, truth and
+    each method's predicted image (paths relative to the run folder; source and truth are written here)."""
+    by_key = {(r["method"], r["index"]): r for r in records}
+    grid = []
+    for i, t in enumerate(data):
+        if len(grid) >= rows:
+            break
+        if t.action is None:
+            continue
+        for kind, image in (("source", t.state), ("truth", t.next_state)):
+            save_png(out / input_path(kind, i), image)
+        predictions = {m: (by_key[m, i]["fwm"] or {}).get("image") for m in methods}
+        grid.append({"index": i, "episode_id": t.episode_id, "step": t.step, "action": t.action,
+                     "source": input_path("source", i), "truth": input_path("truth", i), "predictions": predictions})
+    return {"grid": grid}
+
+
 def _manifest(config: RunConfig, bench: Benchmark, data_hash: str, n: int, entries: Sequence[ModelEntry]):
     return {"benchmark": bench.name, "benchmark_version": bench.version, "split": config.split,
             "limit": config.limit, "n_transitions": n, "data_hash": data_hash, "seed": config.seed,
             "decoding": config.decoding(),
-            "models": {e.method: {"model": e.model_id, "sha256": e.sha256} for e in entries}}
+            "models": {e.method: {"model": e.model_id, "sha256": e.sha256} for e in entries},
+            # the scorers decide which scores the sample lines hold: part of the identity of an image run
+            **({"image_scorers": {"clip": config.clip_model, "dino": config.dino_model}}
+               if bench.modality == "image" else {})}
 
 
 def _check_manifest(path: Path, manifest: dict[str, Any]) -> None:
@@ -191,7 +363,7 @@ def _check_manifest(path: Path, manifest: dict[str, Any]) -> None:
 
 
 def evaluate(bench: Benchmark, entries: Sequence[ModelEntry], config: RunConfig, output_dir: str | Path, *,
-             progress: ProgressFn | None = None) -> dict[str, Any]:
+             progress: ProgressFn | None = None, scorers: ImageScorers | None = None) -> dict[str, Any]:
     """Run every method over the split (resuming from `output_dir`), write the card, return report.json's data."""
     started = time.perf_counter()
     if not entries:
@@ -201,9 +373,14 @@ def evaluate(bench: Benchmark, entries: Sequence[ModelEntry], config: RunConfig,
         raise SwirlError(f"method names must be unique, got {methods}")
     if not bench.labelled:
         raise SwirlError("the report card needs the true actions: open the benchmark with labelled=True")
-    if bench.modality != "text":
-        raise SwirlError(f"benchmark {bench.name!r} has {bench.modality} states; report cards compute text "
-                         "metrics only (image judging is not available offline)")
+    image = bench.modality == "image"
+    if image:
+        for e in entries:
+            if getattr(e.predictor, "codec", True) is None or not callable(getattr(e.predictor, "text_to_image", None)):
+                raise SwirlError(f"method {e.method!r}: {bench.name!r} has image states and this model has no image "
+                                 f"codec; train one with `swirl-eval train --bench {bench.name} --method sft`")
+    elif bench.modality != "text":
+        raise SwirlError(f"benchmark {bench.name!r} has {bench.modality} states, which report cards do not score")
     if config.batch_size < 1:
         raise SwirlError(f"--batch-size must be >= 1, got {config.batch_size}")
     data = list(bench.transitions(config.split, limit=config.limit))
@@ -220,6 +397,8 @@ def evaluate(bench: Benchmark, entries: Sequence[ModelEntry], config: RunConfig,
     existing = read_samples(samples_path)
     done = {(r["method"], r["index"]) for r in existing}
     resumed = sum(1 for r in existing if r["method"] in methods)
+    if image and scorers is None:
+        scorers = ImageScorers.load(config)
 
     with open(samples_path, "a", encoding="utf-8") as handle:
         for entry in entries:
@@ -228,7 +407,8 @@ def evaluate(bench: Benchmark, entries: Sequence[ModelEntry], config: RunConfig,
             if progress:
                 progress(entry.method, finished, len(data))
             for batch in _batches(pending, config.batch_size):
-                records = _evaluate_batch(entry, batch, data, config)
+                records = (_evaluate_image_batch(entry, batch, data, config, out, scorers) if image
+                           else _evaluate_batch(entry, batch, data, config))
                 handle.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -245,17 +425,29 @@ def evaluate(bench: Benchmark, entries: Sequence[ModelEntry], config: RunConfig,
     extra = [r for k, r in by_key.items() if k[0] not in methods]  # other methods run earlier into this folder
     write_atomic(samples_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ordered + extra))
 
-    results = {m: metrics.aggregate([r for r in ordered if r["method"] == m], seed=config.seed,
-                                    n_boot=config.bootstrap_samples) for m in methods}
+    results = {m: _aggregate([r for r in ordered if r["method"] == m], config, image) for m in methods}
+    images = None
+    if image:
+        _repair_images(ordered, entries, out)
+        images = image_grid(data, ordered, methods, out, config.grid_rows)
+    scorer_config = {"clip_model": config.clip_model, "dino_model": config.dino_model} if image else {}
     report = build_report(
         benchmark={"name": bench.name, "version": bench.version, "split": config.split, "limit": config.limit,
                    "n_transitions": len(data), "data_hash": data_hash, "modality": bench.modality,
                    "primary_metric": bench.primary_metric},
         config={"batch_size": config.batch_size, **config.decoding(),
-                "bootstrap_samples": config.bootstrap_samples},
+                "bootstrap_samples": config.bootstrap_samples, **scorer_config},
         seeds={"run": config.seed, "bootstrap": config.seed},
         models={e.method: e.identity() for e in entries},
         results=results, command=config.command,
-        wall_time_s=time.perf_counter() - started, resumed_samples=resumed)
+        wall_time_s=time.perf_counter() - started, resumed_samples=resumed, images=images)
     write_report(report, out)
     return report
+
+
+def _aggregate(records: list[dict[str, Any]], config: RunConfig, image: bool) -> dict[str, dict[str, Any]]:
+    if not image:
+        return metrics.aggregate(records, seed=config.seed, n_boot=config.bootstrap_samples)
+    # Image FWM lines hold codec text: text metrics would score token strings, so only the IDM gets them.
+    text = metrics.aggregate([dict(r, fwm=None) for r in records], seed=config.seed, n_boot=config.bootstrap_samples)
+    return {**image_metrics.aggregate(records), **text}
