@@ -87,6 +87,21 @@ def _seq_fractions(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * mask).sum(dim=1)[keep] / n[keep]
 
 
+def deterministic(model: torch.nn.Module) -> bool:
+    """No dropout anywhere (modules or attention config), so train- and eval-mode forwards agree."""
+    config = getattr(model, "config", None)
+    rates = [v for k, v in vars(config).items() if k.endswith("dropout") and isinstance(v, float)] if config else []
+    return not any(rates) and not any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in model.modules())
+
+
+def same_policy(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    """Whether two models give the same log-probs: equal parameters, no dropout. One comparison per
+    parameter, far cheaper than a forward pass over a batch."""
+    pa, pb = list(a.parameters()), list(b.parameters())
+    return (len(pa) == len(pb) and all(x.shape == y.shape and torch.equal(x, y) for x, y in zip(pa, pb, strict=True))
+            and deterministic(a) and deterministic(b))
+
+
 def grpo_loss(
     logp: torch.Tensor,
     old_logp: torch.Tensor | None,

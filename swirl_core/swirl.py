@@ -30,7 +30,7 @@ from swirl_envs.errors import SwirlError
 from . import distributed
 from .checkpoint import CheckpointedTrainer, read_state
 from .config import TrainerConfig
-from .grpo import group_advantages, grpo_loss
+from .grpo import deterministic, group_advantages, grpo_loss, same_policy
 from .logging import MetricsLogger
 from .models import WorldModelPair, completion_logprobs
 
@@ -292,17 +292,25 @@ class SwirlTrainer(CheckpointedTrainer):
         key = "shared" if pair.shared else role
         model, pad = pair.models[role], pair.tokenizers[role].pad_token_id
         device = pair.device
+        # Right after a KL snapshot the reference still is the policy, and before the first update the policy
+        # is the sampler: their log-probs are then the first training forward's, detached (a forward saved).
+        ref = self.refs.get(key) if c.beta else None
+        ref_is_policy = ref is not None and same_policy(ref, model)
+        old_is_first = c.updates_per_batch > 1 and deterministic(model)
         with torch.no_grad():
             ref_logp = None
-            if c.beta and key in self.refs:
-                ref_logp, _ = completion_logprobs(self.refs[key], prompts, completions, pad)
+            if ref is not None and not ref_is_policy:
+                ref_logp, _ = completion_logprobs(ref, prompts, completions, pad)
             old_logp = None
-            if c.updates_per_batch > 1:
+            if c.updates_per_batch > 1 and not old_is_first:
                 old_logp, _ = completion_logprobs(model, prompts, completions, pad)
         model.train()
         logs: dict[str, float] = {}
-        for _ in range(c.updates_per_batch):
+        for update in range(c.updates_per_batch):
             logp, mask = completion_logprobs(self.ddp.get(key, model), prompts, completions, pad)
+            if update == 0:
+                ref_logp = logp.detach() if ref_is_policy else ref_logp
+                old_logp = logp.detach() if old_is_first else old_logp
             loss, figures = grpo_loss(logp, old_logp, ref_logp, advantages.to(device), mask, loss_type=loss_type,
                                       beta=c.beta, epsilon_low=c.epsilon_low, epsilon_high=c.epsilon_high,
                                       **normalisers)

@@ -94,3 +94,45 @@ def test_shared_prefix_matches_without_grad_and_when_checkpointing_is_reentrant(
     torch.testing.assert_close(shared, plain)
     for name, grad in plain_grads.items():
         torch.testing.assert_close(shared_grads[name], grad)
+
+
+@pytest.mark.parametrize("updates", [1, 2])
+def test_update_reuses_the_first_forward_for_a_fresh_reference_and_old_logprobs(monkeypatch, updates):
+    """Right after the KL snapshot the reference equals the policy (and before the first update the policy is
+    the sampler): `_update` takes those log-probs from its training forward instead of extra forwards, and
+    the gradients, weights and logged figures are those of the explicit forwards."""
+    from swirl_core import SwirlConfig, SwirlTrainer
+    from swirl_core import grpo as grpo_module
+    from swirl_core import swirl as swirl_module
+
+    xs, ys = ["block A: x=1.0", "block B: x=2.0 v=0.0"], ["block A: x=2.0", "block B: x=2.0"]
+    runs = []
+    for reuse in (True, False):
+        pair = build_tiny_pair(TEXTS, seed=0, vocab_size=300, hidden_size=64, intermediate_size=128,
+                               max_length=64, max_target_tokens=16)
+        gen = pair.sample("idm", xs, ys, num_samples=3, temperature=1.0, max_new_tokens=6,
+                          generator=torch.Generator().manual_seed(0))
+        rewards = torch.linspace(-3, -1, len(gen.texts))
+        trainer = SwirlTrainer(SwirlConfig(beta=0.1, updates_per_batch=updates, learning_rate=1e-3,
+                                           gradient_checkpointing=True, progress=False))
+        trainer.make_optimizers(pair, ("fwm", "idm"), 4)
+        trainer.prepare_models(pair)
+        trainer._start_iteration(pair)
+        forwards = []
+        monkeypatch.setattr(swirl_module, "completion_logprobs",
+                            lambda *a, seen=forwards, **k: seen.append(torch.is_grad_enabled()) or
+                            completion_logprobs(*a, **k))
+        monkeypatch.setattr(swirl_module, "same_policy", grpo_module.same_policy if reuse else lambda a, b: False)
+        monkeypatch.setattr(swirl_module, "deterministic", grpo_module.deterministic if reuse else lambda m: False)
+        metrics = [trainer._update(pair, "idm", gen.prompt_ids, gen.completion_ids, rewards, 3) for _ in range(2)]
+        runs.append((forwards, metrics, {k: v.clone() for k, v in pair.idm.state_dict().items()}))
+    (reused, m_reused, w_reused), (explicit, m_explicit, w_explicit) = runs
+    # first call: only the training forward(s); second call (the policy moved): the reference forward again
+    assert reused == [True] * updates + [False] + [True] * updates
+    assert explicit == ([False] * (1 + (updates > 1)) + [True] * updates) * 2
+    for a, b in zip(m_reused, m_explicit, strict=True):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-6), k
+    for k, w in w_explicit.items():
+        torch.testing.assert_close(w_reused[k], w, atol=1e-6, rtol=1e-5)
