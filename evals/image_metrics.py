@@ -153,7 +153,10 @@ class ClipScorer:
     def embed_texts(self, texts: Sequence[str]) -> Any:
         import torch
 
-        inputs = self.processor(text=list(texts), return_tensors="pt", padding=True, truncation=True)
+        # Truncate to the text tower's positions (CLIP: 77), not the tokenizer's often unset model_max_length.
+        limit = getattr(getattr(self.model.config, "text_config", None), "max_position_embeddings", 77)
+        inputs = self.processor(text=list(texts), return_tensors="pt", padding=True, truncation=True,
+                                max_length=limit)
         with torch.no_grad():
             return _normalise(_features(self.model.get_text_features(
                 **{k: v.to(self.device) for k, v in inputs.items()})).float())

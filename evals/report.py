@@ -83,7 +83,9 @@ def git_version(root: Path | None = None) -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(status.strip())}
 
 
-METRICS = {**metrics.METRICS, **image_metrics.METRICS}  # every metric a card can hold, in display order
+# Every metric a card can hold, in display order: FWM metrics (text, then image), then IDM metrics.
+METRICS = {n: m for role in ("fwm/", "idm/") for n, m in {**metrics.METRICS, **image_metrics.METRICS}.items()
+           if n.startswith(role)}
 
 
 def build_report(*, benchmark: dict[str, Any], config: dict[str, Any], seeds: dict[str, int],
@@ -250,7 +252,8 @@ def grid_markdown(report: Mapping[str, Any]) -> list[str]:
     if not grid:
         return []
     methods = list(report["methods"])
-    lines = ["", "## Predicted images", "", f"The first {len(grid)} test transitions (PNG files in the run folder).",
+    lines = ["", "## Predicted images", "", f"The first {len(grid)} transitions of split `{report['benchmark']['split']}` "
+             "(PNG files in the run folder).",
              "", "| # | action | source | truth | " + " | ".join(methods) + " |", "|---" * (4 + len(methods)) + "|"]
     for row in grid:
         cells = [f"![source]({row['source']})", f"![truth]({row['truth']})"]
