@@ -21,8 +21,9 @@ Both sides: same batch of (x, y), group size, completion budget, sampling temper
 (dapo), beta, epsilon, learning rate, one optimiser step per phase. Per-iteration time is the median over
 the measured iterations after one warm-up. Peak memory is the peak RSS of the child minus its RSS before
 any model was loaded. FLOPs are estimated as 2*params*tokens per forward token and 6*params*tokens per
-trained token (attention's quadratic term ignored), counted on our side with a group's shared prompt
-counted once per sample (the work TRL does; ours runs it once per group), and used for both sides' MFU.
+trained token (attention's quadratic term ignored), counted as the work TRL does (a group's shared prompt once
+per sample, where ours runs it once per group; a reference forward on every trained token, which ours skips
+right after the KL snapshot) and used for both sides' MFU.
 The last line is `ratio_time_trl_over_ours=X ratio_mem_trl_over_ours=Y` (above 1: ours is better).
 """
 
@@ -123,9 +124,13 @@ def run_ours(args) -> dict:
         counts["score_tokens"] += sum(len(p) + len(c) for p, c in zip(prompts, completions, strict=True))
         return out
 
-    def counted_update_forward(model, prompts, completions, pad):  # the GRPO step's policy / reference forwards
-        tokens = sum(len(p) + len(c) for p, c in zip(prompts, completions, strict=True))
-        counts["train_tokens" if torch.is_grad_enabled() else "ref_tokens"] += tokens
+    def counted_update_forward(model, prompts, completions, pad):  # the GRPO step's forwards
+        # FLOPs are the work TRL does: its reference forward runs on the trained tokens whenever beta != 0,
+        # while ours takes the fresh snapshot's log-probs from the training forward (one step per phase here).
+        if torch.is_grad_enabled():
+            tokens = sum(len(p) + len(c) for p, c in zip(prompts, completions, strict=True))
+            counts["train_tokens"] += tokens
+            counts["ref_tokens"] += tokens if GRPO["beta"] else 0
         return score(model, prompts, completions, pad)
 
     models.generate_ids, models.completion_logprobs = timed_generate, timed_score
