@@ -9,7 +9,8 @@ The check: for each measured row whose method is in the report, every metric the
 
     value >= row_value - max(abs_tolerance, k * sqrt(row_stderr^2 + stderr^2))
 
-(all card metrics are higher-is-better). Rows measured on another benchmark version or data hash are
+(for metrics whose card `metric_info` says `higher_is_better: false`, such as fwm/l1, the mirror image
+value <= row_value + margin). Rows measured on another benchmark version or data hash are
 refused, not compared. Tolerance and k come from the CLI, else the leaderboard's `check` block, else
 the defaults below.
 """
@@ -69,6 +70,7 @@ class Comparison:
     value: float
     stderr: float | None
     margin: float
+    higher_is_better: bool = True
 
     @property
     def delta(self) -> float:
@@ -76,6 +78,8 @@ class Comparison:
 
     @property
     def ok(self) -> bool:
+        if not self.higher_is_better:
+            return self.value <= self.reference + self.margin
         return self.value >= self.reference - self.margin
 
 
@@ -135,8 +139,9 @@ def check(report: Mapping[str, Any], board: Mapping[str, Any], *, abs_tolerance:
                 continue
             combined = math.sqrt((ref.get("stderr") or 0.0) ** 2 + (now.get("stderr") or 0.0) ** 2)
             margin = max(_tolerance(tol_setting, metric), k * combined)
+            higher = report.get("metric_info", {}).get(metric, {}).get("higher_is_better", True)
             result.comparisons.append(Comparison(method, metric, ref["value"], ref.get("stderr"), now["value"],
-                                                 now.get("stderr"), margin))
+                                                 now.get("stderr"), margin, higher))
     return result
 
 

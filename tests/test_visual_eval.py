@@ -164,3 +164,21 @@ def test_an_image_benchmark_needs_a_pair_with_a_codec(tmp_path, capsys):
     assert cli.main(["run", "--bench", "visualphysics", "--model", "tiny", "--limit", "1", "--output",
                      str(tmp_path / "r")]) == EXIT_USAGE
     assert "has no image codec" in capsys.readouterr().err
+
+
+def test_check_treats_pixel_errors_as_lower_is_better(pair_dir, tmp_path):
+    from evals.leaderboard import check, record
+
+    out = tmp_path / "run"
+    assert run(out, pair_dir, "--limit", "2") == EXIT_OK
+    report = load_report(out)
+    board = record({"benchmark": "visualphysics", "rows": []}, report)
+    assert check(report, board, k=0).exit_code == 0
+    l1 = report["methods"]["sft"]["metrics"]["fwm/l1"]
+    worse = json.loads(json.dumps(report))
+    worse["methods"]["sft"]["metrics"]["fwm/l1"] = dict(l1, value=l1["value"] + 0.1)
+    bad = check(worse, board, k=0)
+    assert [(c.metric, c.ok) for c in bad.regressions] == [("fwm/l1", False)]
+    better = json.loads(json.dumps(report))
+    better["methods"]["sft"]["metrics"]["fwm/l1"] = dict(l1, value=max(0.0, l1["value"] - 0.1))
+    assert check(better, board, k=0).exit_code == 0
