@@ -121,33 +121,41 @@ def completion_logprobs(model: PreTrainedModel, prompt_ids: Sequence[Sequence[in
     device = next(model.parameters()).device
     c_ids, c_mask = right_pad(completion_ids, pad_id, device)
     width = c_ids.shape[1]
-    groups = _prefix_groups(prompt_ids) if share_prefix and _can_share_prefix(model) else None
     kwargs: dict[str, Any] = {"logits_to_keep": width + 1} if _accepts(model, "logits_to_keep") else {}
-    if groups is None:
+    groups = _prefix_groups(prompt_ids) if share_prefix and _can_share_prefix(model) else None
+    logits = _shared_prefix_logits(model, prompt_ids, c_ids, c_mask, groups, pad_id, kwargs) if groups else None
+    if logits is None:
         p_ids, p_mask = left_pad(prompt_ids, pad_id, device)
         ids, mask = torch.cat([p_ids, c_ids], 1), torch.cat([p_mask, c_mask], 1)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False, **kwargs).logits
-    else:
-        bare = getattr(model, "module", model)  # prefix pass outside DDP: DDP sees one forward per backward
-        starts = np.cumsum([0] + [size for size, _ in groups[:-1]])
-        h_ids, h_mask = left_pad([prompt_ids[i][:n] for i, (_, n) in zip(starts, groups, strict=True)], pad_id, device)
-        row_group = torch.tensor([g for g, (size, _) in enumerate(groups) for _ in range(size)], device=device)
-        shared = [n for size, n in groups for _ in range(size)]
-        s_ids, s_mask = left_pad([p[n:] for p, n in zip(prompt_ids, shared, strict=True)], pad_id, device)
-        prefix = Cache(layers=[_SharedPrefixLayer() for _ in range(bare.config.get_text_config().num_hidden_layers)])
-        past = _past_kwarg(bare)
-        with _cache_through_checkpointing(bare):
-            bare(input_ids=h_ids, attention_mask=h_mask, position_ids=(h_mask.cumsum(-1) - 1).clamp(min=0),
-                 use_cache=False, **{past: prefix}, **_last_logit(bare))
-            rows = Cache(layers=[_SharedPrefixLayer(layer, row_group) for layer in prefix.layers])
-            tail = torch.cat([s_mask, c_mask], 1)
-            positions = torch.tensor(shared, device=device)[:, None] + tail.cumsum(-1) - 1
-            logits = model(input_ids=torch.cat([s_ids, c_ids], 1), attention_mask=torch.cat([h_mask[row_group], tail], 1),
-                           position_ids=positions.clamp(min=0), use_cache=False, **{past: rows}, **kwargs).logits
     logits = logits[:, -(width + 1):-1].float()
     logp = torch.gather(logits, -1, c_ids.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, -1)
     return logp * c_mask, c_mask
+
+
+def _shared_prefix_logits(model, prompt_ids, c_ids, c_mask, groups, pad_id, kwargs) -> torch.Tensor | None:
+    """Logits of [prompt suffix, completion] rows run against their group's prefix keys/values (see
+    `completion_logprobs`), or None when the model did not fill the cache (then the caller runs it plainly)."""
+    device = c_ids.device
+    bare = getattr(model, "module", model)  # prefix pass outside DDP: DDP sees one forward per backward
+    starts = np.cumsum([0] + [size for size, _ in groups[:-1]])
+    h_ids, h_mask = left_pad([prompt_ids[i][:n] for i, (_, n) in zip(starts, groups, strict=True)], pad_id, device)
+    row_group = torch.tensor([g for g, (size, _) in enumerate(groups) for _ in range(size)], device=device)
+    shared = [n for size, n in groups for _ in range(size)]
+    s_ids, s_mask = left_pad([p[n:] for p, n in zip(prompt_ids, shared, strict=True)], pad_id, device)
+    prefix = Cache(layers=[_SharedPrefixLayer() for _ in range(bare.config.get_text_config().num_hidden_layers)])
+    past = _past_kwarg(bare)
+    with _cache_through_checkpointing(bare):
+        bare(input_ids=h_ids, attention_mask=h_mask, position_ids=(h_mask.cumsum(-1) - 1).clamp(min=0),
+             use_cache=False, **{past: prefix}, **_last_logit(bare))
+        if not all(layer.is_initialized for layer in prefix.layers):  # e.g. a block that drops the cache
+            return None
+        rows = Cache(layers=[_SharedPrefixLayer(layer, row_group) for layer in prefix.layers])
+        tail = torch.cat([s_mask, c_mask], 1)
+        positions = torch.tensor(shared, device=device)[:, None] + tail.cumsum(-1) - 1
+        return model(input_ids=torch.cat([s_ids, c_ids], 1), attention_mask=torch.cat([h_mask[row_group], tail], 1),
+                     position_ids=positions.clamp(min=0), use_cache=False, **{past: rows}, **kwargs).logits
 
 
 class _SharedPrefixLayer(DynamicLayer):

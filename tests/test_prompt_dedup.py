@@ -136,3 +136,23 @@ def test_update_reuses_the_first_forward_for_a_fresh_reference_and_old_logprobs(
             assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-6), k
     for k, w in w_explicit.items():
         torch.testing.assert_close(w_reused[k], w, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_other_architecture_or_a_model_that_drops_the_cache(checkpointing):
+    """GPT-2 (absolute positions) uses the shared path; under checkpointing its blocks drop any cache, which
+    is detected after the prefix pass and answered with the plain forward."""
+    from transformers import AutoModelForCausalLM, GPT2Config
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(GPT2Config(vocab_size=100, n_embd=32, n_layer=2, n_head=2, n_positions=64,
+                                                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)).train()
+    if checkpointing:
+        model.gradient_checkpointing_enable({"use_reentrant": False})
+    prompts = [[5, 6, 7, 8, 9, 10, 11, 12]] * 3 + [[5, 6, 7, 20, 21]] * 2 + [[30, 31, 32, 33, 34, 35]]
+    completions = [[1, 2, 3], [4], [], [7, 8], [9, 9, 9, 9], [3]]
+    plain, _, plain_grads = _logp_and_grads(model, prompts, completions, 0, share=False)
+    shared, _, shared_grads = _logp_and_grads(model, prompts, completions, 0, share=True)
+    torch.testing.assert_close(shared, plain, atol=1e-5, rtol=1e-5)
+    for name, grad in plain_grads.items():
+        assert (shared_grads[name] - grad).abs().max() / grad.abs().max().clamp(min=1e-12) < 1e-4, name
