@@ -186,7 +186,7 @@ def _prefix_groups(prompts: Sequence[Sequence[int]]) -> list[tuple[int, int]] | 
     first prompt, or None when no run has two rows. The shared part stops at least one token short of
     every prompt, so the second pass always holds the token whose logits predict the first completion token.
     """
-    groups, i = [], 0
+    prompts, groups, i = [list(p) for p in prompts], [], 0
     while i < len(prompts):
         first, j = prompts[i], i + 1
         shared = len(first) - 1
