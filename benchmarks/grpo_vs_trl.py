@@ -57,6 +57,12 @@ def rss_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+def rss_now_mb() -> float:
+    # The base of the peak-RSS growth: the current RSS, not the peak so far, which start-up transients
+    # (imports, reading the data) can push above what a small model run ever reaches.
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def matmul_flops(n: int = 2048, reps: int = 5) -> float:
     """Achievable fp32 FLOP/s of torch.matmul on this machine (best of `reps`)."""
     a, b = torch.randn(n, n), torch.randn(n, n)
@@ -86,7 +92,7 @@ def run_ours(args) -> dict:
     from swirl_core.swirl import SwirlConfig, SwirlTrainer
 
     xs, ys = load_inputs(args)
-    base = rss_peak_mb()
+    base = rss_now_mb()
     pair = WorldModelPair.load(args.pair_dir)
     config = SwirlConfig(batch_size=args.batch, fwm_group_size=args.group, idm_group_size=args.group,
                          fwm_max_new_tokens=args.length, idm_max_new_tokens=args.length,
@@ -169,7 +175,7 @@ def run_trl(args) -> dict:
     from swirl_core.models import WorldModelPair
 
     xs, ys = load_inputs(args)
-    base = rss_peak_mb()
+    base = rss_now_mb()
     folder = Path(args.pair_dir)
     info = json.loads((folder / "pair.json").read_text())
     tok = AutoTokenizer.from_pretrained(folder / "fwm")
