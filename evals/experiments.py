@@ -1,0 +1,438 @@
+"""SWIRL against SFT and the published comparison methods, per environment, over seeds.
+
+    python -m evals.experiments --env textphysics --seeds 0 1 2      # train, evaluate, aggregate
+    python -m evals.experiments --env textphysics --aggregate-only   # re-aggregate finished seeds
+    python -m evals.experiments --env textphysics --leaderboard      # also write the measured rows
+
+The protocol (issue 7, after the publication's text experiments): from the train stream, episodes are
+ordered by sha256("<seed>:<episode_id>"); whole episodes go to the labelled set L until it holds
+`labelled` transitions, the next ones to the state-only set U (`unlabelled` transitions, read with
+`labelled=False`, so their actions never reach the trainer). Simulators have unbounded train streams;
+StableToolBench's small train split is halved by episodes as in scripts/train_default_models.py.
+
+Every method starts from the same tiny models, built from the run's own text (no download) and warmed up
+on state-only data: the FWM learns y from (x, empty action) on L and U for `warmup_epochs`, and its weights
+are copied into the IDM. Transitions without actions are what this setting assumes to be plentiful, and a
+model trained from scratch on 200 labelled transitions does not even learn to copy x into y (BLEU 77 on
+textphysics, with every number in y invented); the publication starts from pretrained LLMs for the same
+reason. Methods:
+
+    sft            SFT of FWM and IDM on L (the baseline every other method is compared with)
+    bootstrap      FWM fine-tuned on U pseudo-labelled by the SFT IDM (init: sft)
+    verify@8       sft's FWM, best of 8 samples by IDM likelihood (test time only)
+    swirl-idm2fwm  SWIRL Phase I only on U (init: sft)
+    swirl          SWIRL, Phase I and II alternating, separate weights, on U (init: sft)
+    sft-shared     SFT on L with one model in both roles
+    swirl-shared   SWIRL with one shared model (init: sft-shared)
+    sft-oracle     SFT on L and U with U's true actions: an upper bound, not a fair competitor
+
+Every test transition is scored by the report-card runner (evals/runner.py: corpus BLEU/chrF, IDM exact
+match and token F1, ...), so the per-seed cards under <output>/<env>/seed<k>/card/ are ordinary
+`swirl-eval` report cards. Multi-step test episodes also give a horizon curve: the FWM is fed its own
+prediction for k steps (true actions) and corpus BLEU against the true state at step k is reported.
+
+Everything resumes: trainers skip finished runs and continue from their last checkpoint, the card
+runner resumes from samples.jsonl, and results.json is written atomically once per seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from swirl_envs.errors import SwirlError
+from swirl_envs.fileio import write_atomic
+from swirl_envs.registry import make_benchmark
+from swirl_envs.transition import Transition
+
+METHODS = ("sft", "bootstrap", "verify@8", "swirl-idm2fwm", "swirl", "sft-shared", "swirl-shared", "sft-oracle")
+HEADLINE = {"fwm": "fwm/bleu", "idm": "idm/exact_match"}
+
+
+@dataclass(frozen=True)
+class EnvSetup:
+    """One environment's experiment: data sizes, tiny model, and trainer settings (CPU-sized)."""
+
+    bench: str
+    bench_options: dict[str, Any] = field(default_factory=dict)
+    labelled: int = 200  # transitions in L
+    unlabelled: int = 1000  # transitions in U
+    test: int = 200  # test transitions scored by the card runner
+    horizon: int = 4  # rollout steps for the horizon curve (0 = no curve)
+    horizon_episodes: int = 50
+    tiny: dict[str, Any] = field(default_factory=lambda: {"vocab_size": 1024, "hidden_size": 128,
+                                                          "intermediate_size": 384, "num_hidden_layers": 2,
+                                                          "num_attention_heads": 4})
+    max_length: int = 384
+    max_target_tokens: int = 128
+    warmup_epochs: int = 6  # state-only warm-up on L and U's (x, y) with empty actions (0 = none)
+    sft: dict[str, Any] = field(default_factory=lambda: {"epochs": 12, "batch_size": 8, "learning_rate": 2e-3,
+                                                         "lr_scheduler": "linear", "warmup_steps": 20})
+    oracle_epochs: int = 4  # sft-oracle sees 6x the data: 4 epochs is ~1.2x SFT's optimiser steps
+    bootstrap: dict[str, Any] = field(default_factory=lambda: {"epochs": 1, "batch_size": 8,
+                                                               "learning_rate": 2e-4})
+    swirl: dict[str, Any] = field(default_factory=lambda: {
+        "iterations": 3, "steps_per_phase": 16, "batch_size": 4, "fwm_group_size": 8, "idm_group_size": 8,
+        "learning_rate": 1e-4, "sample_batch_size": 64})
+
+
+ENVS: dict[str, EnvSetup] = {
+    "textphysics": EnvSetup("textphysics", {"difficulty": "easy"}),
+    "textweb": EnvSetup("textweb", {"difficulty": "easy"}, max_target_tokens=160),
+    "toolsim": EnvSetup("toolsim", {"difficulty": "easy"}, max_length=768, max_target_tokens=320, warmup_epochs=4),
+    "stabletoolbench": EnvSetup("stabletoolbench", labelled=0, unlabelled=0, test=0, horizon=0,
+                                tiny={"vocab_size": 2048, "hidden_size": 192, "intermediate_size": 512,
+                                      "num_hidden_layers": 3, "num_attention_heads": 4},
+                                max_length=512, sft={"epochs": 3, "batch_size": 4, "learning_rate": 1e-3}),
+}
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+def episode_order(episode_ids: list[str], seed: int) -> list[str]:
+    return sorted(dict.fromkeys(episode_ids), key=lambda e: hashlib.sha256(f"{seed}:{e}".encode()).hexdigest())
+
+
+@dataclass
+class Split:
+    labelled: list[Transition]  # L, with actions
+    unlabelled: list[Transition]  # U, read state-only
+    oracle: list[Transition]  # U with its true actions (the sft-oracle upper bound only)
+    info: dict[str, Any]
+
+
+def make_split(setup: EnvSetup, seed: int) -> Split:
+    """L and U as whole episodes of the train stream, assigned in an order fixed by the seed."""
+    labelled_bench = make_benchmark(setup.bench, labelled=True, **setup.bench_options)
+    hidden_bench = make_benchmark(setup.bench, labelled=False, **setup.bench_options)
+    bounded = "train" not in labelled_bench.unbounded_splits
+    # simulators: 2x the transitions needed, so the seed's episode order has room to choose from
+    limit = None if bounded else 2 * (setup.labelled + setup.unlabelled)
+    train = list(labelled_bench.transitions("train", limit=limit))
+    by_episode: dict[str, list[int]] = defaultdict(list)
+    for i, t in enumerate(train):
+        by_episode[t.episode_id].append(i)
+    order = episode_order(list(by_episode), seed)
+    if bounded and not setup.labelled:  # a small real split: half the episodes (rounded up) are L
+        half = (len(order) + 1) // 2
+        l_eps, u_eps = set(order[:half]), set(order[half:])
+    else:
+        l_eps, u_eps, n_l, n_u = set(), set(), 0, 0
+        for e in order:
+            if n_l < setup.labelled:
+                l_eps.add(e)
+                n_l += len(by_episode[e])
+            elif n_u < setup.unlabelled:
+                u_eps.add(e)
+                n_u += len(by_episode[e])
+    hidden = list(hidden_bench.transitions("train", limit=limit))
+    labelled = [t for t in train if t.episode_id in l_eps]
+    unlabelled = [t for t in hidden if t.episode_id in u_eps]
+    oracle = [t for t in train if t.episode_id in u_eps]
+    if any(t.action is not None for t in unlabelled):
+        raise SwirlError(f"{setup.bench}: the state-only stream returned actions")
+    info = {"data_hash_train": labelled_bench.data_hash("train", limit=limit), "train_read": len(train),
+            "labelled": {"episodes": len(l_eps), "transitions": len(labelled)},
+            "unlabelled": {"episodes": len(u_eps), "transitions": len(unlabelled)},
+            "rule": "episodes ordered by sha256('<seed>:<episode_id>'); L first, then U"}
+    return Split(labelled, unlabelled, oracle, info)
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+
+def _warm_pair(folder: Path) -> Any:
+    """The warmed-up pair with the FWM's weights copied into the IDM: both start able to read states."""
+    from swirl_core.models import WorldModelPair
+
+    pair = WorldModelPair.load(folder)
+    pair.models["idm"].load_state_dict(pair.models["fwm"].state_dict())
+    return pair
+
+
+def _train(trainer_name: str, config_fields: dict[str, Any], data: list[Transition], output: Path,
+           init: Path | None) -> tuple[Path, float]:
+    """Train (or find finished) one run; returns its final pair folder and the wall seconds it took."""
+    from swirl_core.config import from_dict
+    from swirl_core.registry import get_trainer
+
+    trainer_cls = get_trainer(trainer_name)
+    config = from_dict(trainer_cls.config_class, config_fields)
+    record = output / "wall_time_s.json"
+    start = time.perf_counter()
+    final = trainer_cls(config).train(data, output, init=init)
+    if not record.is_file():
+        write_atomic(record, json.dumps(round(time.perf_counter() - start, 1)))
+    return final, float(json.loads(record.read_text()))
+
+
+def train_methods(setup: EnvSetup, split: Split, seed: int, work: Path, methods: tuple[str, ...],
+                  overrides: dict[str, dict[str, Any]]) -> tuple[dict[str, Path], dict[str, float]]:
+    """Every trained method's pair folder (verify@8 reuses sft's), and training seconds per method."""
+    from swirl_core.models import build_tiny_pair
+
+    common = {"seed": seed, "tiny": setup.tiny, "max_length": setup.max_length,
+              "max_target_tokens": setup.max_target_tokens, "progress": sys.stdout.isatty(), "save_steps": 100}
+    texts = [s for t in split.labelled for s in (t.state, t.action, t.next_state) if isinstance(s, str)]
+    texts += [s for t in split.unlabelled for s in (t.state, t.next_state) if isinstance(s, str)]
+    folders: dict[str, Path] = {}
+    seconds: dict[str, float] = {}
+    if not (work / "init-random" / "pair.json").is_file():
+        build_tiny_pair(texts, seed=seed, max_length=setup.max_length, max_target_tokens=setup.max_target_tokens,
+                        **setup.tiny).save(work / "init-random")
+    init = work / "init-random"
+    if setup.warmup_epochs:  # state-only warm-up, shared by every method (see the module docstring)
+        blank = [dataclasses.replace(t, action="") for t in split.labelled + split.unlabelled]
+        warm_config = {**setup.sft, "epochs": setup.warmup_epochs, "train_idm": False}
+        warm, seconds["warmup"] = _train("sft", {**common, **warm_config}, blank, work / "warmup", init)
+        print(f"  warmup: {seconds['warmup']:.0f}s", flush=True)
+        init = work / "init"
+        if not (init / "pair.json").is_file():
+            _warm_pair(warm).save(init)
+    if not (work / "init-shared" / "pair.json").is_file():
+        from swirl_core.models import WorldModelPair
+
+        warmed = WorldModelPair.load(init)
+        WorldModelPair(warmed.fwm, None, tokenizer=warmed.tokenizers["fwm"], max_length=setup.max_length,
+                       max_target_tokens=setup.max_target_tokens, sources=warmed.sources).save(work / "init-shared")
+    need = set(methods)
+    if any(base_method(m) in ("bootstrap", "verify@8", "swirl-idm2fwm", "swirl") for m in need):
+        need.add("sft")
+    if any(base_method(m) == "swirl-shared" for m in need):
+        need.add("sft-shared")
+    plan = [  # (method, trainer, data, init, config)
+        ("sft", "sft", split.labelled, init, {**setup.sft}),
+        ("sft-shared", "sft", split.labelled, work / "init-shared", {**setup.sft, "shared": True}),
+        ("sft-oracle", "sft", split.labelled + split.oracle, init, {**setup.sft, "epochs": setup.oracle_epochs}),
+        ("bootstrap", "bootstrap", split.unlabelled, "sft", {**setup.bootstrap}),
+        ("swirl-idm2fwm", "swirl", split.unlabelled, "sft", {**setup.swirl, "mode": "idm2fwm"}),
+        ("swirl", "swirl", split.unlabelled, "sft", {**setup.swirl}),
+        ("swirl-shared", "swirl", split.unlabelled, "sft-shared", {**setup.swirl, "shared": True}),
+    ]
+    plan += [(m, *next(step[1:] for step in plan if step[0] == base_method(m)))  # variants after their bases
+             for m in methods if m != base_method(m)]
+    for method, trainer, data, init, config in plan:
+        if method not in need:
+            continue
+        init_path = folders[init] if isinstance(init, str) else init
+        final, secs = _train(trainer, {**common, **config, **overrides.get(method, {})}, data, work / method,
+                             init_path)
+        folders[method], seconds[method] = final, secs
+        print(f"  {method}: {secs:.0f}s", flush=True)
+    if "verify@8" in methods:
+        folders["verify@8"] = folders["sft"]
+    return folders, seconds
+
+
+def base_method(method: str) -> str:
+    """A variant `swirl:beta0` trains like `swirl`, with the overrides given for `swirl:beta0`."""
+    return method.partition(":")[0]
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+
+
+def rollout_bleu(pair: Any, episodes: list[list[Transition]], horizon: int, batch_size: int = 32) -> list[float]:
+    """Corpus BLEU at step k = 1..horizon when the FWM is fed its own predictions (with the true actions)."""
+    import sacrebleu
+
+    episodes = [e for e in episodes if len(e) >= horizon]
+    if not episodes:
+        return []
+    states = [e[0].state for e in episodes]
+    curve = []
+    for k in range(horizon):
+        states = pair.predict_next_states(states, [e[k].action for e in episodes], batch_size=batch_size)
+        curve.append(round(sacrebleu.corpus_bleu(states, [[e[k].next_state for e in episodes]]).score, 3))
+    return curve
+
+
+def evaluate_method(setup: EnvSetup, method: str, folder: Path, seed: int, work: Path) -> dict[str, Any]:
+    """One method's card (its own folder, so methods can be added later) and horizon curve; cached."""
+    from evals.models import load_method
+    from evals.runner import RunConfig, evaluate
+
+    cache = work / "results" / f"{method}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    bench = make_benchmark(setup.bench, labelled=True, **setup.bench_options)
+    entry = load_method(method, str(folder))
+    config = RunConfig(benchmark=setup.bench, split="test", limit=setup.test or None, seed=seed, batch_size=32,
+                       bootstrap_samples=200, command=f"python -m evals.experiments --env {setup.bench}")
+    report = evaluate(bench, [entry], config, work / "cards" / method.replace(":", "_"))
+    result: dict[str, Any] = {"metrics": {k: v["value"] for k, v in report["methods"][method]["metrics"].items()},
+                              "data_hash_test": report["benchmark"]["data_hash"]}
+    if setup.horizon and not method.startswith("verify@"):  # best-of-8 at every rollout step costs 8x
+        import torch
+
+        episodes = list(bench.episodes("test", limit=setup.horizon_episodes))
+        with torch.inference_mode():
+            result["horizon_bleu"] = rollout_bleu(entry.predictor, episodes, setup.horizon)
+    write_atomic(cache, json.dumps(result, indent=2))
+    return result
+
+
+# ---------------------------------------------------------------------------------------------- aggregation
+
+
+def mean_se(values: list[float]) -> tuple[float, float | None]:
+    m = statistics.fmean(values)
+    return m, (statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else None)
+
+
+def aggregate(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """Mean and standard error over seeds of every metric, horizon point and training time; gains vs sft."""
+    seeds = sorted(per_seed)
+    present = [m for m in per_seed[seeds[0]]["methods"] if all(m in per_seed[s]["methods"] for s in seeds)]
+    methods = [m for m in METHODS if m in present] + sorted(m for m in present if m not in METHODS)
+    table: dict[str, Any] = {}
+    for m in methods:
+        metrics = {}
+        for key in per_seed[seeds[0]]["methods"][m]["metrics"]:
+            values = [per_seed[s]["methods"][m]["metrics"][key] for s in seeds]
+            if all(isinstance(v, int | float) for v in values):
+                mean, se = mean_se(values)
+                metrics[key] = {"mean": mean, "se": se, "values": values}
+        row: dict[str, Any] = {"metrics": metrics}
+        curves = [per_seed[s]["methods"][m].get("horizon_bleu") for s in seeds]
+        if all(curves):
+            row["horizon_bleu"] = [dict(zip(("mean", "se"), mean_se(list(c)), strict=True)) for c in zip(*curves, strict=True)]
+        times = [per_seed[s]["train_seconds"].get(m) for s in seeds]
+        if all(t is not None for t in times):
+            row["train_seconds"] = mean_se(times)[0]
+        table[m] = row
+    base = table.get("sft", {}).get("metrics", {})
+    for row in table.values():
+        gains = {}
+        for key in HEADLINE.values():
+            if key in base and key in row["metrics"] and base[key]["mean"]:
+                a, b = row["metrics"][key], base[key]
+                se = math.sqrt((a["se"] or 0.0) ** 2 + (b["se"] or 0.0) ** 2)
+                gains[key] = {"absolute": a["mean"] - b["mean"], "relative": (a["mean"] - b["mean"]) / b["mean"],
+                              "combined_se": se, "relative_se": se / abs(b["mean"]),
+                              "beyond_se": abs(a["mean"] - b["mean"]) > se}
+        row["vs_sft"] = gains
+    return {"seeds": seeds, "methods": table}
+
+
+# ---------------------------------------------------------------------------------------------- driver
+
+
+def environment() -> dict[str, Any]:
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(), "loadavg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+
+
+def run_seed(setup: EnvSetup, seed: int, root: Path, methods: tuple[str, ...],
+             overrides: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    work = root / f"seed{seed}"
+    result_file = work / "results.json"
+    previous = json.loads(result_file.read_text()) if result_file.is_file() else {"methods": {}}
+    if all(m in previous["methods"] for m in methods):
+        return previous
+    start = time.perf_counter()
+    split = make_split(setup, seed)
+    print(f"[{setup.bench} seed {seed}] L={len(split.labelled)} U={len(split.unlabelled)}", flush=True)
+    folders, seconds = train_methods(setup, split, seed, work, methods, overrides)
+    results = {m: evaluate_method(setup, m, folders[m], seed, work) for m in methods}
+    hashes = {r.pop("data_hash_test") for r in results.values()}
+    result = {"env": setup.bench, "seed": seed, "split": split.info, "data_hash_test": sorted(hashes),
+              "train_seconds": {**previous.get("train_seconds", {}), **seconds},
+              "methods": {**previous["methods"], **results},
+              "wall_seconds": round(time.perf_counter() - start, 1), "environment": environment()}
+    write_atomic(result_file, json.dumps(result, indent=2))
+    return result
+
+
+def markdown_table(env: str, summary: dict[str, Any]) -> str:
+    fwm, idm = HEADLINE["fwm"], HEADLINE["idm"]
+    lines = [f"| {env} | {fwm} | gain vs sft | idm/exact_match | idm/token_f1 | horizon BLEU k=1..H |",
+             "| --- | --- | --- | --- | --- | --- |"]
+
+    def cell(metric: dict[str, Any] | None, scale: float = 1.0) -> str:
+        if not metric:
+            return "-"
+        se = f" ± {metric['se'] * scale:.2f}" if metric["se"] is not None else ""
+        return f"{metric['mean'] * scale:.2f}{se}"
+
+    for m, row in summary["methods"].items():
+        g = row["vs_sft"].get(fwm)
+        gain = f"{100 * g['relative']:+.1f}% ± {100 * g['relative_se']:.1f}" if g and m != "sft" else ""
+        curve = " / ".join(f"{p['mean']:.1f}" for p in row.get("horizon_bleu", []))
+        lines.append(f"| {m} | {cell(row['metrics'].get(fwm))} | {gain} | "
+                     f"{cell(row['metrics'].get(idm), 100)} | {cell(row['metrics'].get('idm/token_f1'), 100)} | "
+                     f"{curve} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--env", required=True, choices=sorted(ENVS))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS) +
+                   "; BASE:NAME adds a variant of BASE (give its overrides with --set BASE:NAME.KEY=VALUE)")
+    p.add_argument("--output", type=Path, default=Path("runs/experiments"))
+    p.add_argument("--tag", default="main", help="names the variant: results go to OUTPUT/ENV/TAG/")
+    p.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                   help="trainer override for one method, e.g. swirl:nokl.beta=0 (JSON values)")
+    p.add_argument("--aggregate-only", action="store_true")
+    p.add_argument("--warmup-epochs", type=int, default=None, help="override the env's state-only warm-up")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads: the models are tiny, and on a shared machine extra threads spin and wait")
+    args = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    setup = ENVS[args.env]
+    if args.warmup_epochs is not None:
+        setup = dataclasses.replace(setup, warmup_epochs=args.warmup_epochs)
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    if unknown := {base_method(m) for m in methods} - set(METHODS):
+        raise SystemExit(f"unknown methods: {sorted(unknown)}")
+    overrides: dict[str, dict[str, Any]] = defaultdict(dict)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        method, _, name = key.partition(".")
+        if not name:
+            raise SystemExit(f"--set expects METHOD.KEY=VALUE, got {item!r}")
+        try:
+            overrides[method][name] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[method][name] = value
+    root = args.output / args.env / args.tag
+    command = shlex.join(["python", "-m", "evals.experiments", *(sys.argv[1:] if argv is None else argv)])
+    per_seed = {}
+    for seed in args.seeds:
+        if args.aggregate_only:
+            f = root / f"seed{seed}" / "results.json"
+            if f.is_file():
+                per_seed[seed] = json.loads(f.read_text())
+            continue
+        per_seed[seed] = run_seed(setup, seed, root, methods, overrides)
+    if not per_seed:
+        raise SystemExit(f"no finished seeds under {root}")
+    summary = {"env": args.env, "tag": args.tag, "command": command, "setup": dataclasses.asdict(setup),
+               "overrides": overrides, **aggregate(per_seed)}
+    write_atomic(root / "summary.json", json.dumps(summary, indent=2))
+    print(markdown_table(args.env, summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
