@@ -60,6 +60,7 @@ from swirl_envs.transition import Transition
 
 METHODS = ("sft", "bootstrap", "verify@8", "swirl-idm2fwm", "swirl", "sft-shared", "swirl-shared", "sft-oracle")
 HEADLINE = {"fwm": "fwm/bleu", "idm": "idm/exact_match"}
+EXPERIMENT_MODEL = "tiny-experiment"  # leaderboard rows of this script; `swirl-eval check` skips other models
 
 
 @dataclass(frozen=True)
@@ -282,6 +283,7 @@ def evaluate_method(setup: EnvSetup, method: str, folder: Path, seed: int, work:
         episodes = list(bench.episodes("test", limit=setup.horizon_episodes))
         with torch.inference_mode():
             result["horizon_bleu"] = rollout_bleu(entry.predictor, episodes, setup.horizon)
+    cache.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(cache, json.dumps(result, indent=2))
     return result
 
@@ -360,6 +362,34 @@ def run_seed(setup: EnvSetup, seed: int, root: Path, methods: tuple[str, ...],
     return result
 
 
+def leaderboard_rows(summary: dict[str, Any], per_seed: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Measured leaderboard rows: every metric's mean over seeds, with the standard error over seeds."""
+    setup = ENVS[summary["env"]]
+    bench = make_benchmark(setup.bench, labelled=True, **setup.bench_options)
+    hashes = {h for r in per_seed.values() for h in r["data_hash_test"]}
+    if len(hashes) != 1:
+        raise SwirlError(f"seeds of {summary['env']} were evaluated on different test data: {sorted(hashes)}")
+    rows = []
+    for method, row in summary["methods"].items():
+        rows.append({"method": method, "model": EXPERIMENT_MODEL, "seeds": summary["seeds"],
+                     "command": summary["command"], "benchmark_version": bench.version, "data_hash": next(iter(hashes)), "split": "test", "limit": setup.test or None, "ci": False,
+                     "metrics": {k: {"value": round(v["mean"], 4),
+                                     "stderr": None if v["se"] is None else round(v["se"], 4),
+                                     "n": len(v["values"])} for k, v in row["metrics"].items()}})
+    return rows
+
+
+def write_leaderboard(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Replace this experiment's rows (same model tag) in a leaderboard; other rows stay as they are."""
+    from evals.leaderboard import validate_leaderboard
+
+    board = json.loads(path.read_text())
+    kept = [r for r in board["rows"] if r.get("model") != EXPERIMENT_MODEL]
+    board["rows"] = [r for r in kept if "reference" not in r] + rows + [r for r in kept if "reference" in r]
+    validate_leaderboard(board, where=path)
+    write_atomic(path, json.dumps(board, indent=2, ensure_ascii=False) + "\n")
+
+
 def markdown_table(env: str, summary: dict[str, Any]) -> str:
     fwm, idm = HEADLINE["fwm"], HEADLINE["idm"]
     lines = [f"| {env} | {fwm} | gain vs sft | idm/exact_match | idm/token_f1 | horizon BLEU k=1..H |",
@@ -392,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
                    help="trainer override for one method, e.g. swirl:nokl.beta=0 (JSON values)")
     p.add_argument("--aggregate-only", action="store_true")
+    p.add_argument("--leaderboard", type=Path, default=None, metavar="JSON",
+                   help="write the measured rows (mean and s.e. over seeds) into this leaderboard file")
     p.add_argument("--warmup-epochs", type=int, default=None, help="override the env's state-only warm-up")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads: the models are tiny, and on a shared machine extra threads spin and wait")
@@ -430,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = {"env": args.env, "tag": args.tag, "command": command, "setup": dataclasses.asdict(setup),
                "overrides": overrides, **aggregate(per_seed)}
     write_atomic(root / "summary.json", json.dumps(summary, indent=2))
+    if args.leaderboard:
+        write_leaderboard(args.leaderboard, leaderboard_rows(summary, per_seed))
     print(markdown_table(args.env, summary))
     return 0
 

@@ -1,0 +1,126 @@
+"""Standalone SVG figures of experiment summaries (runs/experiments/<env>/<tag>/summary.json).
+
+    python -m evals.figures runs/experiments/*/main/summary.json --output docs/figures
+
+gains.svg: relative change of the FWM headline metric over SFT per environment and method, with error bars
+of one combined standard error (over seeds). horizon.svg: FWM BLEU when the model is fed its own predictions
+for k steps, one panel per environment. Plain SVG text, so the files diff well and need no plotting stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from swirl_envs.fileio import write_atomic
+
+COLOURS = {"sft": "#7f7f7f", "bootstrap": "#bcbd22", "verify@8": "#17becf", "swirl-idm2fwm": "#ff7f0e",
+           "swirl": "#d62728", "sft-shared": "#8c564b", "swirl-shared": "#9467bd", "sft-oracle": "#2ca02c"}
+GAIN_METHODS = ("bootstrap", "verify@8", "swirl-idm2fwm", "swirl", "swirl-shared", "sft-oracle")
+
+
+def _colour(method: str) -> str:
+    return COLOURS.get(method.partition(":")[0], "#1f77b4")
+
+
+def gains_svg(summaries: list[dict[str, Any]], metric: str = "fwm/bleu") -> str:
+    """Grouped horizontal bars: one group per environment, one bar per method, x = % change over SFT."""
+    rows = []  # (env, method, gain %, se %)
+    for s in summaries:
+        for method in GAIN_METHODS:
+            gain = s["methods"].get(method, {}).get("vs_sft", {}).get(metric)
+            if gain:
+                rows.append((s["env"], method, 100 * gain["relative"], 100 * gain["relative_se"]))
+    if not rows:
+        return '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>\n'
+    extent = max(5.0, *(abs(g) + e for _, _, g, e in rows))
+    label_w, plot_w, bar_h, gap = 190, 420, 14, 10
+    envs = list(dict.fromkeys(r[0] for r in rows))
+    height = 40 + len(rows) * bar_h + len(envs) * gap + 30
+    x0 = label_w + plot_w / 2
+    scale = (plot_w / 2 - 10) / extent
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + plot_w + 20}" height="{height}" '
+             'font-family="sans-serif" font-size="11">',
+             f'<text x="{label_w}" y="16" font-size="13">{escape(metric)}: change over SFT (%), '
+             'mean over seeds, bars = 1 combined s.e.</text>']
+    y = 30
+    for env in envs:
+        parts.append(f'<text x="4" y="{y + 11}" font-weight="bold">{escape(env)}</text>')
+        for _, method, g, e in [r for r in rows if r[0] == env]:
+            left, width = (x0, g * scale) if g >= 0 else (x0 + g * scale, -g * scale)
+            parts.append(f'<text x="{label_w - 6}" y="{y + 11}" text-anchor="end">{escape(method)}</text>')
+            parts.append(f'<rect x="{left:.1f}" y="{y + 2}" width="{max(width, 0.5):.1f}" height="{bar_h - 4}" '
+                         f'fill="{_colour(method)}"/>')
+            a, b = x0 + (g - e) * scale, x0 + (g + e) * scale
+            mid = y + bar_h / 2
+            parts.append(f'<line x1="{a:.1f}" y1="{mid}" x2="{b:.1f}" y2="{mid}" stroke="black"/>')
+            parts.append(f'<text x="{label_w + plot_w - 2}" y="{y + 11}" text-anchor="end">{g:+.1f}±{e:.1f}</text>')
+            y += bar_h
+        y += gap
+    parts.append(f'<line x1="{x0}" y1="28" x2="{x0}" y2="{y}" stroke="#444"/>')
+    for tick in (-extent, -extent / 2, extent / 2, extent):
+        x = x0 + tick * scale
+        parts.append(f'<text x="{x:.1f}" y="{y + 14}" text-anchor="middle">{tick:+.0f}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def horizon_svg(summaries: list[dict[str, Any]], methods: tuple[str, ...] = ("sft", "swirl", "swirl-idm2fwm",
+                                                                             "bootstrap", "sft-oracle")) -> str:
+    """One panel per environment: mean BLEU at rollout step k with ±1 s.e. whiskers, one line per method."""
+    panels = [s for s in summaries if any(s["methods"].get(m, {}).get("horizon_bleu") for m in methods)]
+    pw, ph, pad = 260, 180, 40
+    width = max(1, len(panels)) * (pw + pad) + 130
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{ph + 2 * pad + 10}" '
+             'font-family="sans-serif" font-size="11">']
+    for i, s in enumerate(panels):
+        curves = {m: s["methods"][m]["horizon_bleu"] for m in methods if s["methods"].get(m, {}).get("horizon_bleu")}
+        values = [p["mean"] + (p["se"] or 0) for c in curves.values() for p in c]
+        lows = [p["mean"] - (p["se"] or 0) for c in curves.values() for p in c]
+        top, bottom = max(values) + 1, min(lows) - 1
+        steps = max(len(c) for c in curves.values())
+        ox, oy = pad + i * (pw + pad), pad
+
+        def xy(k: int, v: float, ox: float = ox, oy: float = oy, top: float = top, bottom: float = bottom,
+               steps: int = steps) -> tuple[float, float]:
+            return ox + k * pw / max(steps - 1, 1), oy + ph - (v - bottom) / (top - bottom) * ph
+
+        parts.append(f'<text x="{ox}" y="{oy - 12}" font-weight="bold">{escape(s["env"])}: BLEU at step k</text>')
+        parts.append(f'<rect x="{ox}" y="{oy}" width="{pw}" height="{ph}" fill="none" stroke="#ccc"/>')
+        for v in (bottom, (top + bottom) / 2, top):
+            parts.append(f'<text x="{ox - 4}" y="{xy(0, v)[1] + 4:.1f}" text-anchor="end">{v:.0f}</text>')
+        for k in range(steps):
+            parts.append(f'<text x="{xy(k, bottom)[0]:.1f}" y="{oy + ph + 14}" text-anchor="middle">{k + 1}</text>')
+        for m, curve in curves.items():
+            points = " ".join(f"{xy(k, p['mean'])[0]:.1f},{xy(k, p['mean'])[1]:.1f}" for k, p in enumerate(curve))
+            parts.append(f'<polyline points="{points}" fill="none" stroke="{_colour(m)}" stroke-width="2"/>')
+            for k, p in enumerate(curve):
+                x, y1 = xy(k, p["mean"] - (p["se"] or 0))
+                _, y2 = xy(k, p["mean"] + (p["se"] or 0))
+                parts.append(f'<line x1="{x:.1f}" y1="{y1:.1f}" x2="{x:.1f}" y2="{y2:.1f}" stroke="{_colour(m)}"/>')
+    for j, m in enumerate(methods):
+        y = pad + 14 * j
+        parts.append(f'<rect x="{width - 120}" y="{y}" width="10" height="10" fill="{_colour(m)}"/>'
+                     f'<text x="{width - 105}" y="{y + 9}">{escape(m)}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("summaries", nargs="+", type=Path)
+    p.add_argument("--output", type=Path, default=Path("docs/figures"))
+    args = p.parse_args(argv)
+    summaries = [json.loads(path.read_text()) for path in args.summaries]
+    args.output.mkdir(parents=True, exist_ok=True)
+    write_atomic(args.output / "gains.svg", gains_svg(summaries))
+    write_atomic(args.output / "horizon.svg", horizon_svg(summaries))
+    print(f"wrote {args.output / 'gains.svg'} and {args.output / 'horizon.svg'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

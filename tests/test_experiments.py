@@ -1,0 +1,95 @@
+"""evals/experiments.py on a toy-sized setup: split rules, the method plan, resume, aggregation, rows, figures."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from evals import experiments, figures
+from evals.experiments import EnvSetup, aggregate, base_method, make_split, mean_se
+
+TOY = EnvSetup("textphysics", {"difficulty": "easy"}, labelled=15, unlabelled=25, test=6, horizon=2,
+               horizon_episodes=3, tiny={"vocab_size": 300, "hidden_size": 32, "intermediate_size": 64,
+                                         "num_hidden_layers": 1, "num_attention_heads": 2},
+               max_length=160, max_target_tokens=64, warmup_epochs=1, sft={"epochs": 1, "batch_size": 8},
+               swirl={"iterations": 1, "steps_per_phase": 1, "batch_size": 2, "fwm_group_size": 2,
+                      "idm_group_size": 2, "learning_rate": 1e-4, "fwm_max_new_tokens": 24,
+                      "idm_max_new_tokens": 8})
+
+
+def test_split_is_whole_episodes_and_hides_u_actions():
+    split = make_split(TOY, seed=0)
+    l_eps = {t.episode_id for t in split.labelled}
+    u_eps = {t.episode_id for t in split.unlabelled}
+    assert l_eps and u_eps and not l_eps & u_eps
+    assert len(split.labelled) >= TOY.labelled and len(split.unlabelled) >= TOY.unlabelled
+    assert all(t.action is not None for t in split.labelled)
+    assert all(t.action is None for t in split.unlabelled)
+    assert [t.state for t in split.oracle] == [t.state for t in split.unlabelled]
+    assert all(t.action is not None for t in split.oracle)
+    other = make_split(TOY, seed=1)
+    assert {t.episode_id for t in other.labelled} != l_eps  # the seed picks the episodes
+
+
+def test_mean_se_and_aggregate_gains():
+    assert mean_se([1.0, 3.0]) == (2.0, 1.0)
+    assert mean_se([5.0]) == (5.0, None)
+    per_seed = {s: {"methods": {"sft": {"metrics": {"fwm/bleu": b}, "horizon_bleu": [b, b - 1]},
+                                "swirl": {"metrics": {"fwm/bleu": w}, "horizon_bleu": [w, w - 2]}},
+                    "train_seconds": {"sft": 1.0, "swirl": 2.0}}
+                for s, (b, w) in enumerate([(10.0, 12.0), (12.0, 14.0)])}
+    summary = aggregate(per_seed)
+    gain = summary["methods"]["swirl"]["vs_sft"]["fwm/bleu"]
+    assert gain["absolute"] == pytest.approx(2.0) and gain["relative"] == pytest.approx(2 / 11)
+    assert gain["combined_se"] == pytest.approx(2 ** 0.5) and gain["beyond_se"] is True
+    assert summary["methods"]["swirl"]["horizon_bleu"][1] == {"mean": 11.0, "se": 1.0}
+
+
+def test_variants_name_their_base():
+    assert base_method("swirl:nokl") == "swirl" and base_method("verify@8") == "verify@8"
+
+
+def test_end_to_end_resume_rows_and_figures(tmp_path, monkeypatch):
+    monkeypatch.setitem(experiments.ENVS, "textphysics", TOY)
+    board = tmp_path / "textphysics.json"
+    shutil.copy(Path(__file__).parents[1] / "leaderboards" / "textphysics.json", board)
+    argv = ["--env", "textphysics", "--seeds", "0", "1", "--methods", "sft,verify@8,swirl,swirl:nokl",
+            "--set", "swirl:nokl.beta=0", "--output", str(tmp_path / "runs"), "--leaderboard", str(board)]
+    assert experiments.main(argv) == 0
+    root = tmp_path / "runs" / "textphysics" / "main"
+    summary = json.loads((root / "summary.json").read_text())
+    assert list(summary["methods"]) == ["sft", "verify@8", "swirl", "swirl:nokl"]
+    for row in summary["methods"].values():
+        assert len(row["metrics"]["fwm/bleu"]["values"]) == 2
+    assert len(summary["methods"]["swirl"]["horizon_bleu"]) == 2
+    assert "horizon_bleu" not in summary["methods"]["verify@8"]
+    nokl = json.loads((root / "seed0" / "swirl:nokl" / "final" / "trainer_state.json").read_text())
+    assert nokl["config"]["beta"] == 0 and nokl["config"]["mode"] == "iterative"
+
+    rows = [r for r in json.loads(board.read_text())["rows"] if r.get("model") == experiments.EXPERIMENT_MODEL]
+    assert [r["method"] for r in rows] == list(summary["methods"])
+    assert rows[0]["metrics"]["fwm/bleu"]["n"] == 2 and rows[0]["seeds"] == [0, 1]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished experiment must not train again")
+
+    monkeypatch.setattr(experiments, "train_methods", no_training)
+    assert experiments.main(argv) == 0  # every seed's results.json is complete: nothing reruns
+    again = json.loads((root / "summary.json").read_text())
+    assert again["methods"]["swirl"]["metrics"] == summary["methods"]["swirl"]["metrics"]
+
+    assert figures.main([str(root / "summary.json"), "--output", str(tmp_path / "fig")]) == 0
+    assert (tmp_path / "fig" / "gains.svg").read_text().startswith("<svg")
+
+
+def test_figures_draw_one_bar_per_method_and_one_line_per_curve():
+    per_seed = {s: {"methods": {m: {"metrics": {"fwm/bleu": v + d}, "horizon_bleu": [v + d, v]}
+                                for m, d in (("sft", 0.0), ("swirl", 2.0), ("swirl:nokl", 1.0), ("bootstrap", -1.0))},
+                    "train_seconds": {}} for s, v in enumerate([10.0, 12.0])}
+    summary = {"env": "toy", **aggregate(per_seed)}
+    gains = figures.gains_svg([summary])
+    assert gains.count("<rect") == 2 and "+18.2±" in gains  # swirl and bootstrap; variants are not plotted
+    assert figures.horizon_svg([summary]).count("<polyline") == 3  # sft, swirl, bootstrap
