@@ -59,7 +59,6 @@ from swirl_envs.registry import make_benchmark
 from swirl_envs.transition import Transition
 
 METHODS = ("sft", "bootstrap", "verify@8", "swirl-idm2fwm", "swirl", "sft-shared", "swirl-shared", "sft-oracle")
-HEADLINE = {"fwm": "fwm/bleu", "idm": "idm/exact_match"}
 EXPERIMENT_MODEL = "tiny-experiment"  # leaderboard rows of this script; `swirl-eval check` skips other models
 
 
@@ -79,6 +78,8 @@ class EnvSetup:
                                                           "num_attention_heads": 4})
     max_length: int = 384
     max_target_tokens: int = 128
+    headline: str = "fwm/bleu"  # the FWM metric gains are reported on
+    codec: dict[str, Any] | None = None  # image benchmarks: CodecConfig fields of the codec fitted on L and U
     warmup_epochs: int = 6  # state-only warm-up on L and U's (x, y) with empty actions (0 = none)
     sft: dict[str, Any] = field(default_factory=lambda: {"epochs": 12, "batch_size": 8, "learning_rate": 2e-3,
                                                          "lr_scheduler": "linear", "warmup_steps": 20})
@@ -94,6 +95,10 @@ ENVS: dict[str, EnvSetup] = {
     "textphysics": EnvSetup("textphysics", {"difficulty": "easy"}),
     "textweb": EnvSetup("textweb", {"difficulty": "easy"}, max_target_tokens=160),
     "toolsim": EnvSetup("toolsim", {"difficulty": "easy"}, max_length=768, max_target_tokens=320, warmup_epochs=4),
+    "visualphysics": EnvSetup("visualphysics", {"difficulty": "easy", "image_size": 32}, headline="fwm/psnr",
+                              codec={"image_size": (32, 32), "patch": 4, "codebook_size": 256, "iters": 10},
+                              tiny={"vocab_size": 2048, "hidden_size": 128, "intermediate_size": 384,
+                                    "num_hidden_layers": 2, "num_attention_heads": 4}, max_target_tokens=160),
     "stabletoolbench": EnvSetup("stabletoolbench", labelled=0, unlabelled=0, test=0, horizon=0,
                                 tiny={"vocab_size": 2048, "hidden_size": 192, "intermediate_size": 512,
                                       "num_hidden_layers": 3, "num_attention_heads": 4},
@@ -156,6 +161,14 @@ def make_split(setup: EnvSetup, seed: int) -> Split:
 # ---------------------------------------------------------------------------------------------- training
 
 
+def fit_codec(setup: EnvSetup, split: Split, seed: int) -> Any:
+    """An image codec fitted on L's and U's states (a state-only use of U)."""
+    from swirl_core.image_codec import CodecConfig, ImageCodec, transition_images
+
+    config = CodecConfig(**{**setup.codec, "seed": seed})
+    return ImageCodec(config).fit(transition_images(split.labelled + split.unlabelled))
+
+
 def _warm_pair(folder: Path) -> Any:
     """The warmed-up pair with the FWM's weights copied into the IDM: both start able to read states."""
     from swirl_core.models import WorldModelPair
@@ -188,13 +201,15 @@ def train_methods(setup: EnvSetup, split: Split, seed: int, work: Path, methods:
 
     common = {"seed": seed, "tiny": setup.tiny, "max_length": setup.max_length,
               "max_target_tokens": setup.max_target_tokens, "progress": sys.stdout.isatty(), "save_steps": 100}
-    texts = [s for t in split.labelled for s in (t.state, t.action, t.next_state) if isinstance(s, str)]
-    texts += [s for t in split.unlabelled for s in (t.state, t.next_state) if isinstance(s, str)]
     folders: dict[str, Path] = {}
     seconds: dict[str, float] = {}
     if not (work / "init-random" / "pair.json").is_file():
-        build_tiny_pair(texts, seed=seed, max_length=setup.max_length, max_target_tokens=setup.max_target_tokens,
-                        **setup.tiny).save(work / "init-random")
+        codec = fit_codec(setup, split, seed) if setup.codec else None
+        as_text = (lambda v: v) if codec is None else (lambda v: v if isinstance(v, str) else codec.image_to_text(v))
+        texts = [as_text(v) for t in split.labelled for v in (t.state, t.action, t.next_state)]
+        texts += [as_text(v) for t in split.unlabelled for v in (t.state, t.next_state)]
+        build_tiny_pair(texts, seed=seed, codec=codec, max_length=setup.max_length,
+                        max_target_tokens=setup.max_target_tokens, **setup.tiny).save(work / "init-random")
     init = work / "init-random"
     if setup.warmup_epochs:  # state-only warm-up, shared by every method (see the module docstring)
         blank = [dataclasses.replace(t, action="") for t in split.labelled + split.unlabelled]
@@ -208,8 +223,9 @@ def train_methods(setup: EnvSetup, split: Split, seed: int, work: Path, methods:
         from swirl_core.models import WorldModelPair
 
         warmed = WorldModelPair.load(init)
-        WorldModelPair(warmed.fwm, None, tokenizer=warmed.tokenizers["fwm"], max_length=setup.max_length,
-                       max_target_tokens=setup.max_target_tokens, sources=warmed.sources).save(work / "init-shared")
+        WorldModelPair(warmed.fwm, None, tokenizer=warmed.tokenizers["fwm"], codec=warmed.codec,
+                       max_length=setup.max_length, max_target_tokens=setup.max_target_tokens,
+                       sources=warmed.sources).save(work / "init-shared")
     need = set(methods)
     if any(base_method(m) in ("bootstrap", "verify@8", "swirl-idm2fwm", "swirl") for m in need):
         need.add("sft")
@@ -247,9 +263,13 @@ def base_method(method: str) -> str:
 # ---------------------------------------------------------------------------------------------- evaluation
 
 
-def rollout_bleu(pair: Any, episodes: list[list[Transition]], horizon: int, batch_size: int = 32) -> list[float]:
-    """Corpus BLEU at step k = 1..horizon when the FWM is fed its own predictions (with the true actions)."""
+def rollout_fidelity(pair: Any, episodes: list[list[Transition]], horizon: int,
+                     batch_size: int = 32) -> list[float]:
+    """Fidelity at step k = 1..horizon when the FWM is fed its own predictions (with the true actions): corpus
+    BLEU for text states, mean PSNR (dB) of the decoded prediction for image states."""
     import sacrebleu
+
+    from evals.image_metrics import psnr
 
     episodes = [e for e in episodes if len(e) >= horizon]
     if not episodes:
@@ -258,7 +278,12 @@ def rollout_bleu(pair: Any, episodes: list[list[Transition]], horizon: int, batc
     curve = []
     for k in range(horizon):
         states = pair.predict_next_states(states, [e[k].action for e in episodes], batch_size=batch_size)
-        curve.append(round(sacrebleu.corpus_bleu(states, [[e[k].next_state for e in episodes]]).score, 3))
+        truth = [e[k].next_state for e in episodes]
+        if isinstance(truth[0], str):
+            curve.append(round(sacrebleu.corpus_bleu(states, [truth]).score, 3))
+        else:  # predictions are codec text: the next step reads them as they are, the score decodes them
+            curve.append(round(sum(psnr(pair.text_to_image(y), t) for y, t in zip(states, truth, strict=True))
+                               / len(truth), 3))
     return curve
 
 
@@ -282,7 +307,7 @@ def evaluate_method(setup: EnvSetup, method: str, folder: Path, seed: int, work:
 
         episodes = list(bench.episodes("test", limit=setup.horizon_episodes))
         with torch.inference_mode():
-            result["horizon_bleu"] = rollout_bleu(entry.predictor, episodes, setup.horizon)
+            result["horizon"] = rollout_fidelity(entry.predictor, episodes, setup.horizon)
     cache.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(cache, json.dumps(result, indent=2))
     return result
@@ -296,7 +321,7 @@ def mean_se(values: list[float]) -> tuple[float, float | None]:
     return m, (statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else None)
 
 
-def aggregate(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
+def aggregate(per_seed: dict[int, dict[str, Any]], headline: str = "fwm/bleu") -> dict[str, Any]:
     """Mean and standard error over seeds of every metric, horizon point and training time; gains vs sft."""
     seeds = sorted(per_seed)
     present = [m for m in per_seed[seeds[0]]["methods"] if all(m in per_seed[s]["methods"] for s in seeds)]
@@ -310,9 +335,10 @@ def aggregate(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
                 mean, se = mean_se(values)
                 metrics[key] = {"mean": mean, "se": se, "values": values}
         row: dict[str, Any] = {"metrics": metrics}
-        curves = [per_seed[s]["methods"][m].get("horizon_bleu") for s in seeds]
+        curves = [per_seed[s]["methods"][m].get("horizon", per_seed[s]["methods"][m].get("horizon_bleu"))
+                  for s in seeds]
         if all(curves):
-            row["horizon_bleu"] = [dict(zip(("mean", "se"), mean_se(list(c)), strict=True)) for c in zip(*curves, strict=True)]
+            row["horizon"] = [dict(zip(("mean", "se"), mean_se(list(c)), strict=True)) for c in zip(*curves, strict=True)]
         times = [per_seed[s]["train_seconds"].get(m) for s in seeds]
         if all(t is not None for t in times):
             row["train_seconds"] = mean_se(times)[0]
@@ -320,7 +346,7 @@ def aggregate(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
     base = table.get("sft", {}).get("metrics", {})
     for row in table.values():
         gains = {}
-        for key in HEADLINE.values():
+        for key in (headline, "idm/exact_match"):
             if key in base and key in row["metrics"] and base[key]["mean"]:
                 a, b = row["metrics"][key], base[key]
                 se = math.sqrt((a["se"] or 0.0) ** 2 + (b["se"] or 0.0) ** 2)
@@ -328,7 +354,7 @@ def aggregate(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
                               "combined_se": se, "relative_se": se / abs(b["mean"]),
                               "beyond_se": abs(a["mean"] - b["mean"]) > se}
         row["vs_sft"] = gains
-    return {"seeds": seeds, "methods": table}
+    return {"seeds": seeds, "headline": headline, "methods": table}
 
 
 # ---------------------------------------------------------------------------------------------- driver
@@ -391,8 +417,8 @@ def write_leaderboard(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def markdown_table(env: str, summary: dict[str, Any]) -> str:
-    fwm, idm = HEADLINE["fwm"], HEADLINE["idm"]
-    lines = [f"| {env} | {fwm} | gain vs sft | idm/exact_match | idm/token_f1 | horizon BLEU k=1..H |",
+    fwm, idm = summary["headline"], "idm/exact_match"
+    lines = [f"| {env} | {fwm} | gain vs sft | idm/exact_match | idm/token_f1 | horizon k=1..H |",
              "| --- | --- | --- | --- | --- | --- |"]
 
     def cell(metric: dict[str, Any] | None, scale: float = 1.0) -> str:
@@ -404,7 +430,7 @@ def markdown_table(env: str, summary: dict[str, Any]) -> str:
     for m, row in summary["methods"].items():
         g = row["vs_sft"].get(fwm)
         gain = f"{100 * g['relative']:+.1f}% ± {100 * g['relative_se']:.1f}" if g and m != "sft" else ""
-        curve = " / ".join(f"{p['mean']:.1f}" for p in row.get("horizon_bleu", []))
+        curve = " / ".join(f"{p['mean']:.1f}" for p in row.get("horizon", []))
         lines.append(f"| {m} | {cell(row['metrics'].get(fwm))} | {gain} | "
                      f"{cell(row['metrics'].get(idm), 100)} | {cell(row['metrics'].get('idm/token_f1'), 100)} | "
                      f"{curve} |")
@@ -460,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     if not per_seed:
         raise SystemExit(f"no finished seeds under {root}")
     summary = {"env": args.env, "tag": args.tag, "command": command, "setup": dataclasses.asdict(setup),
-               "overrides": overrides, **aggregate(per_seed)}
+               "overrides": overrides, **aggregate(per_seed, setup.headline)}
     write_atomic(root / "summary.json", json.dumps(summary, indent=2))
     if args.leaderboard:
         write_leaderboard(args.leaderboard, leaderboard_rows(summary, per_seed))

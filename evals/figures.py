@@ -26,14 +26,16 @@ def _colour(method: str) -> str:
     return COLOURS.get(method.partition(":")[0], "#1f77b4")
 
 
-def gains_svg(summaries: list[dict[str, Any]], metric: str = "fwm/bleu") -> str:
-    """Grouped horizontal bars: one group per environment, one bar per method, x = % change over SFT."""
-    rows = []  # (env, method, gain %, se %)
+def gains_svg(summaries: list[dict[str, Any]]) -> str:
+    """Grouped horizontal bars: one group per environment, one bar per method, x = % change over SFT of the
+    environment's headline FWM metric."""
+    rows = []  # (env label, method, gain %, se %)
     for s in summaries:
         for method in GAIN_METHODS:
-            gain = s["methods"].get(method, {}).get("vs_sft", {}).get(metric)
+            gain = s["methods"].get(method, {}).get("vs_sft", {}).get(s["headline"])
             if gain:
-                rows.append((s["env"], method, 100 * gain["relative"], 100 * gain["relative_se"]))
+                rows.append((f"{s['env']} ({s['headline']})", method, 100 * gain["relative"],
+                             100 * gain["relative_se"]))
     if not rows:
         return '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>\n'
     extent = max(5.0, *(abs(g) + e for _, _, g, e in rows))
@@ -44,7 +46,7 @@ def gains_svg(summaries: list[dict[str, Any]], metric: str = "fwm/bleu") -> str:
     scale = (plot_w / 2 - 10) / extent
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + plot_w + 20}" height="{height}" '
              'font-family="sans-serif" font-size="11">',
-             f'<text x="{label_w}" y="16" font-size="13">{escape(metric)}: change over SFT (%), '
+             f'<text x="{label_w}" y="16" font-size="13">FWM: change over SFT (%), '
              'mean over seeds, bars = 1 combined s.e.</text>']
     y = 30
     for env in envs:
@@ -70,14 +72,15 @@ def gains_svg(summaries: list[dict[str, Any]], metric: str = "fwm/bleu") -> str:
 
 def horizon_svg(summaries: list[dict[str, Any]], methods: tuple[str, ...] = ("sft", "swirl", "swirl-idm2fwm",
                                                                              "bootstrap", "sft-oracle")) -> str:
-    """One panel per environment: mean BLEU at rollout step k with ±1 s.e. whiskers, one line per method."""
-    panels = [s for s in summaries if any(s["methods"].get(m, {}).get("horizon_bleu") for m in methods)]
+    """One panel per environment: mean fidelity (BLEU, or PSNR for images) at rollout step k with ±1 s.e.
+    whiskers, one line per method."""
+    panels = [s for s in summaries if any(s["methods"].get(m, {}).get("horizon") for m in methods)]
     pw, ph, pad = 260, 180, 40
     width = max(1, len(panels)) * (pw + pad) + 130
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{ph + 2 * pad + 10}" '
              'font-family="sans-serif" font-size="11">']
     for i, s in enumerate(panels):
-        curves = {m: s["methods"][m]["horizon_bleu"] for m in methods if s["methods"].get(m, {}).get("horizon_bleu")}
+        curves = {m: s["methods"][m]["horizon"] for m in methods if s["methods"].get(m, {}).get("horizon")}
         values = [p["mean"] + (p["se"] or 0) for c in curves.values() for p in c]
         lows = [p["mean"] - (p["se"] or 0) for c in curves.values() for p in c]
         top, bottom = max(values) + 1, min(lows) - 1
@@ -88,7 +91,8 @@ def horizon_svg(summaries: list[dict[str, Any]], methods: tuple[str, ...] = ("sf
                steps: int = steps) -> tuple[float, float]:
             return ox + k * pw / max(steps - 1, 1), oy + ph - (v - bottom) / (top - bottom) * ph
 
-        parts.append(f'<text x="{ox}" y="{oy - 12}" font-weight="bold">{escape(s["env"])}: BLEU at step k</text>')
+        parts.append(f'<text x="{ox}" y="{oy - 12}" font-weight="bold">{escape(s["env"])}: '
+                     f'{"PSNR" if s["headline"] == "fwm/psnr" else "BLEU"} at step k</text>')
         parts.append(f'<rect x="{ox}" y="{oy}" width="{pw}" height="{ph}" fill="none" stroke="#ccc"/>')
         for v in (bottom, (top + bottom) / 2, top):
             parts.append(f'<text x="{ox - 4}" y="{xy(0, v)[1] + 4:.1f}" text-anchor="end">{v:.0f}</text>')

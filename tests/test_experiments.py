@@ -37,15 +37,15 @@ def test_split_is_whole_episodes_and_hides_u_actions():
 def test_mean_se_and_aggregate_gains():
     assert mean_se([1.0, 3.0]) == (2.0, 1.0)
     assert mean_se([5.0]) == (5.0, None)
-    per_seed = {s: {"methods": {"sft": {"metrics": {"fwm/bleu": b}, "horizon_bleu": [b, b - 1]},
-                                "swirl": {"metrics": {"fwm/bleu": w}, "horizon_bleu": [w, w - 2]}},
+    per_seed = {s: {"methods": {"sft": {"metrics": {"fwm/bleu": b}, "horizon": [b, b - 1]},
+                                "swirl": {"metrics": {"fwm/bleu": w}, "horizon": [w, w - 2]}},
                     "train_seconds": {"sft": 1.0, "swirl": 2.0}}
                 for s, (b, w) in enumerate([(10.0, 12.0), (12.0, 14.0)])}
     summary = aggregate(per_seed)
     gain = summary["methods"]["swirl"]["vs_sft"]["fwm/bleu"]
     assert gain["absolute"] == pytest.approx(2.0) and gain["relative"] == pytest.approx(2 / 11)
     assert gain["combined_se"] == pytest.approx(2 ** 0.5) and gain["beyond_se"] is True
-    assert summary["methods"]["swirl"]["horizon_bleu"][1] == {"mean": 11.0, "se": 1.0}
+    assert summary["methods"]["swirl"]["horizon"][1] == {"mean": 11.0, "se": 1.0}
 
 
 def test_variants_name_their_base():
@@ -64,8 +64,8 @@ def test_end_to_end_resume_rows_and_figures(tmp_path, monkeypatch):
     assert list(summary["methods"]) == ["sft", "verify@8", "swirl", "swirl:nokl"]
     for row in summary["methods"].values():
         assert len(row["metrics"]["fwm/bleu"]["values"]) == 2
-    assert len(summary["methods"]["swirl"]["horizon_bleu"]) == 2
-    assert "horizon_bleu" not in summary["methods"]["verify@8"]
+    assert len(summary["methods"]["swirl"]["horizon"]) == 2
+    assert "horizon" not in summary["methods"]["verify@8"]
     nokl = json.loads((root / "seed0" / "swirl:nokl" / "final" / "trainer_state.json").read_text())
     assert nokl["config"]["beta"] == 0 and nokl["config"]["mode"] == "iterative"
 
@@ -86,10 +86,28 @@ def test_end_to_end_resume_rows_and_figures(tmp_path, monkeypatch):
 
 
 def test_figures_draw_one_bar_per_method_and_one_line_per_curve():
-    per_seed = {s: {"methods": {m: {"metrics": {"fwm/bleu": v + d}, "horizon_bleu": [v + d, v]}
+    per_seed = {s: {"methods": {m: {"metrics": {"fwm/bleu": v + d}, "horizon": [v + d, v]}
                                 for m, d in (("sft", 0.0), ("swirl", 2.0), ("swirl:nokl", 1.0), ("bootstrap", -1.0))},
                     "train_seconds": {}} for s, v in enumerate([10.0, 12.0])}
     summary = {"env": "toy", **aggregate(per_seed)}
+    assert summary["headline"] == "fwm/bleu"
     gains = figures.gains_svg([summary])
     assert gains.count("<rect") == 2 and "+18.2±" in gains  # swirl and bootstrap; variants are not plotted
     assert figures.horizon_svg([summary]).count("<polyline") == 3  # sft, swirl, bootstrap
+
+
+def test_image_environment_fits_a_codec_and_scores_psnr(tmp_path, monkeypatch):
+    toy = EnvSetup("visualphysics", {"difficulty": "easy", "image_size": 16}, labelled=10, unlabelled=10, test=4,
+                   horizon=2, horizon_episodes=2, headline="fwm/psnr",
+                   codec={"image_size": (16, 16), "patch": 4, "codebook_size": 16, "iters": 2},
+                   tiny=TOY.tiny, max_length=96, max_target_tokens=40, warmup_epochs=1, sft=TOY.sft,
+                   swirl=TOY.swirl)
+    monkeypatch.setitem(experiments.ENVS, "visualphysics", toy)
+    argv = ["--env", "visualphysics", "--seeds", "0", "--methods", "sft,swirl", "--output", str(tmp_path)]
+    assert experiments.main(argv) == 0
+    summary = json.loads((tmp_path / "visualphysics" / "main" / "summary.json").read_text())
+    assert summary["headline"] == "fwm/psnr"
+    sft = summary["methods"]["sft"]
+    assert sft["metrics"]["fwm/psnr"]["mean"] > 0 and len(sft["horizon"]) == 2
+    assert all(p["mean"] > 0 for p in sft["horizon"])  # PSNR of decoded predictions, in dB
+    assert (tmp_path / "visualphysics" / "main" / "seed0" / "init-random" / "codec").is_dir()
