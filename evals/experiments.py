@@ -99,10 +99,16 @@ ENVS: dict[str, EnvSetup] = {
                               codec={"image_size": (32, 32), "patch": 4, "codebook_size": 256, "iters": 10},
                               tiny={"vocab_size": 2048, "hidden_size": 128, "intermediate_size": 384,
                                     "num_hidden_layers": 2, "num_attention_heads": 4}, max_target_tokens=160),
+    # the real, small tool benchmark: half of the train episodes are L, the other half U (as the defaults)
     "stabletoolbench": EnvSetup("stabletoolbench", labelled=0, unlabelled=0, test=0, horizon=0,
                                 tiny={"vocab_size": 2048, "hidden_size": 192, "intermediate_size": 512,
                                       "num_hidden_layers": 3, "num_attention_heads": 4},
-                                max_length=512, sft={"epochs": 3, "batch_size": 4, "learning_rate": 1e-3}),
+                                max_length=512, sft={"epochs": 6, "batch_size": 4, "learning_rate": 1e-3,
+                                                     "lr_scheduler": "linear", "warmup_steps": 10},
+                                oracle_epochs=3,
+                                swirl={"iterations": 3, "steps_per_phase": 4, "batch_size": 2, "fwm_group_size": 4,
+                                       "idm_group_size": 8, "learning_rate": 1e-4, "sample_batch_size": 32,
+                                       "fwm_max_new_tokens": 96}),
 }
 
 
