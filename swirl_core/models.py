@@ -260,6 +260,49 @@ def _sample(logits: torch.Tensor, temperature: float, top_p: float, generator: t
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
+class _PreallocatedLayer(DynamicLayer):
+    """A DynamicLayer whose keys/values live in buffers sized for the whole generation: `update` writes the
+    new states in place and returns a view of the filled part, instead of re-concatenating the cache every
+    token (quadratic copying). Attention sees the same values and length as with DynamicLayer."""
+
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity, self.length = capacity, 0
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.device, self.is_initialized = key_states.device, True
+            b, h, _, d = key_states.shape
+            self._k = key_states.new_empty(b, h, self.capacity, d)
+            self._v = value_states.new_empty(b, h, self.capacity, value_states.shape[-1])
+        end = self.length + key_states.shape[-2]
+        if end > self.capacity:
+            raise SwirlError(f"generation cache overflow ({end} > {self.capacity} positions)")
+        self._k[:, :, self.length:end] = key_states
+        self._v[:, :, self.length:end] = value_states
+        self.length = end
+        self.keys, self.values = self._k[:, :, :end], self._v[:, :, :end]
+        return self.keys, self.values
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        if self.is_initialized:
+            self._k, self._v = (t.repeat_interleave(repeats, 0) for t in (self._k, self._v))
+            self.keys, self.values = self._k[:, :, :self.length], self._v[:, :, :self.length]
+
+
+def _preallocated_cache(model: PreTrainedModel, capacity: int) -> Cache | None:
+    """A cache of `_PreallocatedLayer`s for a plain full-attention decoder that takes one, else None (the
+    model then builds its own cache, e.g. GPT-2 or a sliding-window model)."""
+    config = model.config.get_text_config()
+    if getattr(config, "sliding_window", None) or config.is_encoder_decoder:
+        return None
+    if any(t != "full_attention" for t in getattr(config, "layer_types", None) or ()):
+        return None
+    if not (_accepts(model, "cache") or _accepts(model, "past_key_values")):
+        return None
+    return Cache(layers=[_PreallocatedLayer(capacity) for _ in range(config.num_hidden_layers)])
+
+
 @torch.no_grad()
 def generate_ids(model: PreTrainedModel, prompt_ids: Sequence[Sequence[int]], *, eos_id: int, pad_id: int,
                  max_new_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
@@ -268,37 +311,43 @@ def generate_ids(model: PreTrainedModel, prompt_ids: Sequence[Sequence[int]], *,
 
     With `repeats` > 1 each prompt is sampled that many times (rows i*repeats .. i*repeats+repeats-1): the
     prompt is run once and its cache copied, instead of running the same prompt once per sample.
+    The cache and the attention mask are allocated once for prompt + budget and filled in place.
     """
     device = next(model.parameters()).device
-    ids, mask = left_pad(prompt_ids, pad_id, device)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    ids, prompt_mask = left_pad(prompt_ids, pad_id, device)
+    width = ids.shape[1]
+    positions = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
     past_name = _past_kwarg(model)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **_last_logit(model))
+    cache = _preallocated_cache(model, width + max_new_tokens)
+    out = model(input_ids=ids, attention_mask=prompt_mask, position_ids=positions, use_cache=True,
+                **({past_name: cache} if cache is not None else {}), **_last_logit(model))
     past = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
     logits = out.logits[:, -1]
+    mask = torch.zeros(len(prompt_ids), width + max_new_tokens, dtype=torch.long, device=device)
+    mask[:, :width] = prompt_mask
     if repeats > 1:
         past.batch_repeat_interleave(repeats)
         logits, mask, positions = (t.repeat_interleave(repeats, 0) for t in (logits, mask, positions))
+    positions = positions[:, -1:]
     done = torch.zeros(len(prompt_ids) * repeats, dtype=torch.bool, device=device)
-    produced: list[torch.Tensor] = []
-    for _ in range(max_new_tokens):
+    produced = torch.full((len(done), max_new_tokens), pad_id, dtype=torch.long, device=device)
+    steps = 0
+    for step in range(max_new_tokens):
         token = _sample(logits, temperature, top_p, generator)
         token = torch.where(done, torch.full_like(token, pad_id), token)
-        produced.append(token)
+        produced[:, step] = token
+        steps = step + 1
         done |= token == eos_id
         if bool(done.all()):
             break
-        mask = torch.cat([mask, (~done).long().unsqueeze(1)], 1)
-        positions = positions[:, -1:] + 1
-        out = model(input_ids=token.unsqueeze(1), attention_mask=mask, position_ids=positions,
+        mask[:, width + step] = ~done
+        positions = positions + 1
+        out = model(input_ids=token.unsqueeze(1), attention_mask=mask[:, :width + step + 1], position_ids=positions,
                     use_cache=True, **{past_name: past})
         past = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
         logits = out.logits[:, -1]
-    if not produced:
-        return [[] for _ in range(len(prompt_ids) * repeats)]
-    rows = torch.stack(produced, 1).tolist()
     result = []
-    for row in rows:
+    for row in produced[:, :steps].tolist():
         cut = row.index(eos_id) + 1 if eos_id in row else len(row)
         result.append(row[:cut])
     return result
