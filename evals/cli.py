@@ -207,6 +207,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .report import render_console
     from .runner import RunConfig, evaluate
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     bench = _benchmark(args.bench, args.data_dir, labelled=True)
     bench.check_split(args.split)
     entries = _entries(args, bench)
@@ -425,6 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=_positive, default=None, help="generation budget (default: the pair's)")
     p.add_argument("--bootstrap", type=_positive, default=1000, help="bootstrap resamples for corpus metrics")
     p.add_argument("--device", default="cpu", help="torch device for the models")
+    p.add_argument("--threads", type=_nonneg, default=1,
+                   help="torch intra-op threads (0 = torch's default, one per core). Default 1: the evaluated "
+                        "models are small, and on a busy machine extra threads spin (docs/speed.md)")
     p.add_argument("--quiet", action="store_true", help="do not print the result table")
     p.add_argument("--clip-model", default=None, metavar="PATH_OR_ID",
                    help="image benchmarks: a CLIP model (folder or hub id) for ByteMorph's fwm/clip_* scores")
