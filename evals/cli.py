@@ -423,7 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for decoding and the bootstrap")
     p.add_argument("--output", default=None, help="output folder (default: runs/<bench>/<timestamp>/)")
     p.add_argument("--data-dir", default=None, help="read the benchmark from this folder instead of its default")
-    p.add_argument("--batch-size", type=_positive, default=8, help="transitions per forward-pass batch")
+    p.add_argument("--batch-size", type=_positive, default=16,
+                   help="transitions per forward-pass batch (16 measured ~10%% faster than 8 on CPU, docs/speed.md)")
     p.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (0 = greedy)")
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass")
     p.add_argument("--max-new-tokens", type=_positive, default=None, help="generation budget (default: the pair's)")

@@ -81,7 +81,7 @@ class RunConfig:
     split: str = "test"
     limit: int | None = None
     seed: int = 0
-    batch_size: int = 8
+    batch_size: int = 16
     temperature: float = 0.0  # 0 = greedy decoding
     top_p: float = 1.0
     max_new_tokens: int | None = None
