@@ -209,12 +209,7 @@ def _can_share_prefix(model: PreTrainedModel) -> bool:
     gradient checkpointing, if on, is the non-reentrant kind (reentrant checkpoints cut the gradient that
     flows through the cached prefix)."""
     bare = getattr(model, "module", model)
-    config = bare.config.get_text_config()
-    if getattr(config, "sliding_window", None) or config.is_encoder_decoder:
-        return False
-    if any(t != "full_attention" for t in getattr(config, "layer_types", None) or ()):
-        return False
-    if not (_accepts(bare, "cache") or _accepts(bare, "past_key_values")):
+    if not _full_attention_with_cache(bare):
         return False
     for layer in bare.modules():
         if isinstance(layer, GradientCheckpointingLayer) and layer.gradient_checkpointing:
@@ -222,6 +217,15 @@ def _can_share_prefix(model: PreTrainedModel) -> bool:
             if getattr(func, "keywords", {}).get("use_reentrant", True) is not False:
                 return False
     return True
+
+
+def _full_attention_with_cache(model: PreTrainedModel) -> bool:
+    config = model.config.get_text_config()
+    if getattr(config, "sliding_window", None) or config.is_encoder_decoder:
+        return False
+    if any(t != "full_attention" for t in getattr(config, "layer_types", None) or ()):
+        return False
+    return _accepts(model, "cache") or _accepts(model, "past_key_values")
 
 
 @contextlib.contextmanager
@@ -293,14 +297,10 @@ class _PreallocatedLayer(DynamicLayer):
 def _preallocated_cache(model: PreTrainedModel, capacity: int) -> Cache | None:
     """A cache of `_PreallocatedLayer`s for a plain full-attention decoder that takes one, else None (the
     model then builds its own cache, e.g. GPT-2 or a sliding-window model)."""
-    config = model.config.get_text_config()
-    if getattr(config, "sliding_window", None) or config.is_encoder_decoder:
+    if not _full_attention_with_cache(model):
         return None
-    if any(t != "full_attention" for t in getattr(config, "layer_types", None) or ()):
-        return None
-    if not (_accepts(model, "cache") or _accepts(model, "past_key_values")):
-        return None
-    return Cache(layers=[_PreallocatedLayer(capacity) for _ in range(config.num_hidden_layers)])
+    layers = model.config.get_text_config().num_hidden_layers
+    return Cache(layers=[_PreallocatedLayer(capacity) for _ in range(layers)])
 
 
 @torch.no_grad()

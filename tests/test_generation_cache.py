@@ -97,6 +97,7 @@ def test_same_ids_as_the_reference_loop(build, repeats, sampling):
 
 
 def test_budget_edges_and_the_fallback_cache(monkeypatch):
+    assert all(models._preallocated_cache(build(), 8) is not None for build in (_llama, _gpt2))  # tested above
     model = _llama()
     assert _both(model, eos_id=-1, max_new_tokens=0) == ([[]] * 4, [[]] * 4)
     assert _both(model, eos_id=-1, max_new_tokens=1)[0] == _both(model, eos_id=-1, max_new_tokens=1)[1]
