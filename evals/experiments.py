@@ -261,6 +261,12 @@ def train_methods(setup: EnvSetup, split: Split, seed: int, work: Path, methods:
     return folders, seconds
 
 
+def baseline_of(method: str) -> str:
+    """The SFT row a method is compared with: shared-weights SWIRL starts from (and is judged against) the
+    shared-weights SFT model, everything else against `sft`."""
+    return "sft-shared" if base_method(method) == "swirl-shared" else "sft"
+
+
 def base_method(method: str) -> str:
     """A variant `swirl:beta0` trains like `swirl`, with the overrides given for `swirl:beta0`."""
     return method.partition(":")[0]
@@ -349,16 +355,17 @@ def aggregate(per_seed: dict[int, dict[str, Any]], headline: str = "fwm/bleu") -
         if all(t is not None for t in times):
             row["train_seconds"] = mean_se(times)[0]
         table[m] = row
-    base = table.get("sft", {}).get("metrics", {})
-    for row in table.values():
+    for method, row in table.items():
+        baseline = baseline_of(method)
+        base = table.get(baseline, {}).get("metrics", {})
         gains = {}
         for key in (headline, "idm/exact_match"):
             if key in base and key in row["metrics"] and base[key]["mean"]:
                 a, b = row["metrics"][key], base[key]
                 se = math.sqrt((a["se"] or 0.0) ** 2 + (b["se"] or 0.0) ** 2)
-                gains[key] = {"absolute": a["mean"] - b["mean"], "relative": (a["mean"] - b["mean"]) / b["mean"],
-                              "combined_se": se, "relative_se": se / abs(b["mean"]),
-                              "beyond_se": abs(a["mean"] - b["mean"]) > se}
+                gains[key] = {"baseline": baseline, "absolute": a["mean"] - b["mean"],
+                              "relative": (a["mean"] - b["mean"]) / b["mean"], "combined_se": se,
+                              "relative_se": se / abs(b["mean"]), "beyond_se": abs(a["mean"] - b["mean"]) > se}
         row["vs_sft"] = gains
     return {"seeds": seeds, "headline": headline, "methods": table}
 
@@ -491,6 +498,8 @@ def main(argv: list[str] | None = None) -> int:
         per_seed[seed] = run_seed(setup, seed, root, methods, overrides)
     if not per_seed:
         raise SystemExit(f"no finished seeds under {root}")
+    if args.aggregate_only and (root / "summary.json").is_file():  # rows keep naming the command that trained
+        command = json.loads((root / "summary.json").read_text())["command"]
     summary = {"env": args.env, "tag": args.tag, "command": command, "setup": dataclasses.asdict(setup),
                "overrides": overrides, **aggregate(per_seed, setup.headline)}
     write_atomic(root / "summary.json", json.dumps(summary, indent=2))

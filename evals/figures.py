@@ -4,7 +4,7 @@
 
 gains.svg: relative change of the FWM headline metric over SFT per environment and method, with error bars
 of one combined standard error (over seeds). horizon.svg: FWM BLEU when the model is fed its own predictions
-for k steps, one panel per environment. Plain SVG text, so the files diff well and need no plotting stack.
+for k steps, one panel per environment. summary.md: the SWIRL vs SFT table of the README. Plain SVG text, so the files diff well and need no plotting stack.
 """
 
 from __future__ import annotations
@@ -34,23 +34,25 @@ def gains_svg(summaries: list[dict[str, Any]]) -> str:
         for method in GAIN_METHODS:
             gain = s["methods"].get(method, {}).get("vs_sft", {}).get(s["headline"])
             if gain:
-                rows.append((f"{s['env']} ({s['headline']})", method, 100 * gain["relative"],
+                label = method if gain["baseline"] == "sft" else f"{method} vs {gain['baseline']}"
+                rows.append((f"{s['env']} ({s['headline']})", label, 100 * gain["relative"],
                              100 * gain["relative_se"]))
     if not rows:
         return '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>\n'
     extent = max(5.0, *(abs(g) + e for _, _, g, e in rows))
-    label_w, plot_w, bar_h, gap = 190, 420, 14, 10
+    label_w, plot_w, bar_h, gap = 210, 420, 14, 22
     envs = list(dict.fromkeys(r[0] for r in rows))
     height = 40 + len(rows) * bar_h + len(envs) * gap + 30
     x0 = label_w + plot_w / 2
     scale = (plot_w / 2 - 10) / extent
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + plot_w + 20}" height="{height}" '
              'font-family="sans-serif" font-size="11">',
-             f'<text x="{label_w}" y="16" font-size="13">FWM: change over SFT (%), '
-             'mean over seeds, bars = 1 combined s.e.</text>']
+             '<text x="4" y="16" font-size="13">FWM metric: % change over SFT (mean over seeds, '
+             'whiskers: 1 combined s.e.)</text>']
     y = 30
     for env in envs:
-        parts.append(f'<text x="4" y="{y + 11}" font-weight="bold">{escape(env)}</text>')
+        parts.append(f'<text x="4" y="{y + 14}" font-weight="bold">{escape(env)}</text>')
+        y += gap - 4
         for _, method, g, e in [r for r in rows if r[0] == env]:
             left, width = (x0, g * scale) if g >= 0 else (x0 + g * scale, -g * scale)
             parts.append(f'<text x="{label_w - 6}" y="{y + 11}" text-anchor="end">{escape(method)}</text>')
@@ -61,7 +63,7 @@ def gains_svg(summaries: list[dict[str, Any]]) -> str:
             parts.append(f'<line x1="{a:.1f}" y1="{mid}" x2="{b:.1f}" y2="{mid}" stroke="black"/>')
             parts.append(f'<text x="{label_w + plot_w - 2}" y="{y + 11}" text-anchor="end">{g:+.1f}±{e:.1f}</text>')
             y += bar_h
-        y += gap
+        y += 4
     parts.append(f'<line x1="{x0}" y1="28" x2="{x0}" y2="{y}" stroke="#444"/>')
     for tick in (-extent, -extent / 2, extent / 2, extent):
         x = x0 + tick * scale
@@ -113,6 +115,33 @@ def horizon_svg(summaries: list[dict[str, Any]], methods: tuple[str, ...] = ("sf
     return "\n".join(parts) + "\n"
 
 
+def summary_table(summaries: list[dict[str, Any]]) -> str:
+    """Markdown: per environment, the headline FWM metric of SFT, SWIRL and the oracle, SWIRL's relative gain
+    with its combined standard error, and IDM exact match of SFT and SWIRL (all means over seeds)."""
+
+    def cell(row: dict[str, Any] | None, key: str, scale: float = 1.0) -> str:
+        metric = (row or {}).get("metrics", {}).get(key)
+        if metric is None:
+            return "-"
+        se = f" ± {metric['se'] * scale:.2f}" if metric["se"] is not None else ""
+        return f"{metric['mean'] * scale:.2f}{se}"
+
+    lines = ["| environment | FWM metric | SFT | SWIRL | SWIRL vs SFT | best other method | SFT-oracle | "
+             "IDM exact match SFT / SWIRL (%) | seeds |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for s in summaries:
+        methods, key = s["methods"], s["headline"]
+        gain = methods.get("swirl", {}).get("vs_sft", {}).get(key)
+        gain_text = f"{100 * gain['relative']:+.1f}% ± {100 * gain['relative_se']:.1f}" if gain else "-"
+        others = [m for m in methods if m not in ("sft", "swirl", "sft-oracle", "sft-shared") and ":" not in m]
+        best = max(others, key=lambda m: methods[m]["metrics"][key]["mean"], default=None)
+        best_text = f"{best} {cell(methods[best], key)}" if best else "-"
+        lines.append(f"| {s['env']} | {key} | {cell(methods.get('sft'), key)} | {cell(methods.get('swirl'), key)} | "
+                     f"{gain_text} | {best_text} | {cell(methods.get('sft-oracle'), key)} | "
+                     f"{cell(methods.get('sft'), 'idm/exact_match', 100)} / "
+                     f"{cell(methods.get('swirl'), 'idm/exact_match', 100)} | {len(s['seeds'])} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("summaries", nargs="+", type=Path)
@@ -122,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     args.output.mkdir(parents=True, exist_ok=True)
     write_atomic(args.output / "gains.svg", gains_svg(summaries))
     write_atomic(args.output / "horizon.svg", horizon_svg(summaries))
-    print(f"wrote {args.output / 'gains.svg'} and {args.output / 'horizon.svg'}")
+    write_atomic(args.output / "summary.md", summary_table(summaries))
+    print(summary_table(summaries))
+    print(f"wrote gains.svg, horizon.svg and summary.md under {args.output}")
     return 0
 
 
