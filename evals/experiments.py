@@ -94,7 +94,12 @@ class EnvSetup:
 ENVS: dict[str, EnvSetup] = {
     "textphysics": EnvSetup("textphysics", {"difficulty": "easy"}),
     "textweb": EnvSetup("textweb", {"difficulty": "easy"}, max_target_tokens=160),
-    "toolsim": EnvSetup("toolsim", {"difficulty": "easy"}, max_length=768, max_target_tokens=320, warmup_epochs=4),
+    # toolsim's Y repeats X's ~600 characters before the new response: long sequences, so fewer test
+    # transitions and half the SWIRL steps to stay within the CPU budget
+    "toolsim": EnvSetup("toolsim", {"difficulty": "easy"}, test=100, horizon_episodes=20, max_length=768,
+                        max_target_tokens=320, warmup_epochs=4,
+                        swirl={"iterations": 3, "steps_per_phase": 8, "batch_size": 4, "fwm_group_size": 8,
+                               "idm_group_size": 8, "learning_rate": 1e-4, "sample_batch_size": 64}),
     "visualphysics": EnvSetup("visualphysics", {"difficulty": "easy", "image_size": 32}, headline="fwm/psnr",
                               codec={"image_size": (32, 32), "patch": 4, "codebook_size": 256, "iters": 10},
                               tiny={"vocab_size": 2048, "hidden_size": 128, "intermediate_size": 384,
