@@ -416,11 +416,22 @@ def leaderboard_rows(summary: dict[str, Any], per_seed: dict[int, dict[str, Any]
     rows = []
     for method, row in summary["methods"].items():
         rows.append({"method": method, "model": EXPERIMENT_MODEL, "seeds": summary["seeds"],
-                     "command": summary["command"], "benchmark_version": bench.version, "data_hash": next(iter(hashes)), "split": "test", "limit": setup.test or None, "ci": False,
+                     "command": method_command(summary, method), "benchmark_version": bench.version,
+                     "data_hash": next(iter(hashes)), "split": "test", "limit": setup.test or None, "ci": False,
                      "metrics": {k: {"value": round(v["mean"], 4),
                                      "stderr": None if v["se"] is None else round(v["se"], 4),
                                      "n": len(v["values"])} for k, v in row["metrics"].items()}})
     return rows
+
+
+def method_command(summary: dict[str, Any], method: str) -> str:
+    """The command that reproduces one method's row (its dependencies, e.g. sft for swirl, train with it)."""
+    sets = [f"{method}.{k}={json.dumps(v, separators=(',', ':'))}"
+            for k, v in sorted(summary["overrides"].get(method, {}).items())]
+    return shlex.join(["python", "-m", "evals.experiments", "--env", summary["env"], "--seeds",
+                       *map(str, summary["seeds"]), "--methods", method,
+                       *(["--tag", summary["tag"]] if summary["tag"] != "main" else []),
+                       *[arg for item in sets for arg in ("--set", item)]])
 
 
 def write_leaderboard(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -503,8 +514,11 @@ def main(argv: list[str] | None = None) -> int:
         per_seed[seed] = run_seed(setup, seed, root, methods, overrides)
     if not per_seed:
         raise SystemExit(f"no finished seeds under {root}")
-    if args.aggregate_only and (root / "summary.json").is_file():  # rows keep naming the command that trained
-        command = json.loads((root / "summary.json").read_text())["command"]
+    previous = json.loads((root / "summary.json").read_text()) if (root / "summary.json").is_file() else {}
+    if args.aggregate_only and previous:
+        command = previous["command"]
+    # methods added by later invocations keep the overrides they were trained with
+    overrides = {**previous.get("overrides", {}), **overrides}
     summary = {"env": args.env, "tag": args.tag, "command": command, "setup": dataclasses.asdict(setup),
                "overrides": overrides, **aggregate(per_seed, setup.headline)}
     write_atomic(root / "summary.json", json.dumps(summary, indent=2))

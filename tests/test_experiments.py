@@ -111,3 +111,10 @@ def test_image_environment_fits_a_codec_and_scores_psnr(tmp_path, monkeypatch):
     assert sft["metrics"]["fwm/psnr"]["mean"] > 0 and len(sft["horizon"]) == 2
     assert all(p["mean"] > 0 for p in sft["horizon"])  # PSNR of decoded predictions, in dB
     assert (tmp_path / "visualphysics" / "main" / "seed0" / "init-random" / "codec").is_dir()
+
+
+def test_each_row_names_the_command_that_reproduces_it():
+    summary = {"env": "textweb", "seeds": [0, 1, 2], "tag": "main", "overrides": {"swirl:x3": {"steps_per_phase": 48}}}
+    assert experiments.method_command(summary, "swirl") == (
+        "python -m evals.experiments --env textweb --seeds 0 1 2 --methods swirl")
+    assert experiments.method_command(summary, "swirl:x3").endswith("--methods swirl:x3 --set swirl:x3.steps_per_phase=48")
