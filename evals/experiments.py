@@ -352,8 +352,7 @@ def aggregate(per_seed: dict[int, dict[str, Any]], headline: str = "fwm/bleu") -
                 mean, se = mean_se(values)
                 metrics[key] = {"mean": mean, "se": se, "values": values}
         row: dict[str, Any] = {"metrics": metrics}
-        curves = [per_seed[s]["methods"][m].get("horizon", per_seed[s]["methods"][m].get("horizon_bleu"))
-                  for s in seeds]
+        curves = [per_seed[s]["methods"][m].get("horizon") for s in seeds]
         if all(curves):
             row["horizon"] = [dict(zip(("mean", "se"), mean_se(list(c)), strict=True)) for c in zip(*curves, strict=True)]
         times = [per_seed[s]["train_seconds"].get(m) for s in seeds]
