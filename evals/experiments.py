@@ -366,10 +366,12 @@ def aggregate(per_seed: dict[int, dict[str, Any]], headline: str = "fwm/bleu") -
         for key in (headline, "idm/exact_match"):
             if key in base and key in row["metrics"] and base[key]["mean"]:
                 a, b = row["metrics"][key], base[key]
-                se = math.sqrt((a["se"] or 0.0) ** 2 + (b["se"] or 0.0) ** 2)
+                one_seed = a["se"] is None or b["se"] is None  # no spread to compare with
+                se = None if one_seed else math.sqrt(a["se"] ** 2 + b["se"] ** 2)
                 gains[key] = {"baseline": baseline, "absolute": a["mean"] - b["mean"],
                               "relative": (a["mean"] - b["mean"]) / b["mean"], "combined_se": se,
-                              "relative_se": se / abs(b["mean"]), "beyond_se": abs(a["mean"] - b["mean"]) > se}
+                              "relative_se": None if one_seed else se / abs(b["mean"]),
+                              "beyond_se": None if one_seed else abs(a["mean"] - b["mean"]) > se}
         row["vs_sft"] = gains
     return {"seeds": seeds, "headline": headline, "methods": table}
 
@@ -457,7 +459,8 @@ def markdown_table(env: str, summary: dict[str, Any]) -> str:
 
     for m, row in summary["methods"].items():
         g = row["vs_sft"].get(fwm)
-        gain = f"{100 * g['relative']:+.1f}% ± {100 * g['relative_se']:.1f}" if g and m != "sft" else ""
+        gain = "" if not g or m == "sft" else f"{100 * g['relative']:+.1f}%" + (
+            f" ± {100 * g['relative_se']:.1f}" if g["relative_se"] is not None else "")
         curve = " / ".join(f"{p['mean']:.1f}" for p in row.get("horizon", []))
         lines.append(f"| {m} | {cell(row['metrics'].get(fwm))} | {gain} | "
                      f"{cell(row['metrics'].get(idm), 100)} | {cell(row['metrics'].get('idm/token_f1'), 100)} | "
