@@ -271,8 +271,10 @@ def _specs() -> dict[str, Any]:
     specs = [
         MetricSpec("fwm/psnr", "mean", "PSNR (dB, peak 1.0, capped at 100) of the decoded predicted vs true next image", "dB"),
         MetricSpec("fwm/ssim", "mean", "SSIM (Gaussian 11-tap window, sigma 1.5) of predicted vs true next image", "0-1"),
-        MetricSpec("fwm/l1", "mean", "mean absolute pixel error on [0, 1] intensities (lower is better)", "0-1"),
-        MetricSpec("fwm/l2", "mean", "mean squared pixel error on [0, 1] intensities (lower is better)", "0-1"),
+        MetricSpec("fwm/l1", "mean", "mean absolute pixel error on [0, 1] intensities (lower is better)", "0-1",
+                   higher_is_better=False),
+        MetricSpec("fwm/l2", "mean", "mean squared pixel error on [0, 1] intensities (lower is better)", "0-1",
+                   higher_is_better=False),
         MetricSpec("fwm/clip_sim_txt", "mean", "CLIP cosine of predicted image and target caption (ByteMorph)", "cosine"),
         MetricSpec("fwm/clip_sim_img", "mean", "CLIP cosine of source and predicted image (ByteMorph)", "cosine"),
         MetricSpec("fwm/clip_dir_txt", "mean", "CLIP cosine of image edit direction and caption direction (ByteMorph)",
@@ -287,7 +289,6 @@ def _specs() -> dict[str, Any]:
 
 
 METRICS = _specs()  # name -> evals.metrics.MetricSpec, for image report cards
-LOWER_IS_BETTER = frozenset({"fwm/l1", "fwm/l2"})
 
 
 def aggregate(samples: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:

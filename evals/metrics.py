@@ -243,7 +243,8 @@ class MetricSpec:
     name: str
     kind: str  # "mean" | "corpus"
     description: str
-    scale: str  # "0-100" | "0-1"
+    scale: str  # "0-100" | "0-1" | "dB" | "cosine"
+    higher_is_better: bool = True  # False for error metrics (fwm/l1, fwm/l2): `check` then regresses upwards
 
 
 METRICS: dict[str, MetricSpec] = {m.name: m for m in [

@@ -94,7 +94,7 @@ def build_report(*, benchmark: dict[str, Any], config: dict[str, Any], seeds: di
                  images: dict[str, Any] | None = None) -> dict[str, Any]:
     names = sorted({name for row in results.values() for name in row}, key=metric_order)
     info = {n: {"kind": METRICS[n].kind, "scale": METRICS[n].scale, "description": METRICS[n].description,
-                "higher_is_better": n not in image_metrics.LOWER_IS_BETTER} for n in names if n in METRICS}
+                "higher_is_better": METRICS[n].higher_is_better} for n in names if n in METRICS}
     delta = deltas(results)
     extra = {"images": images} if images is not None else {}
     return {
