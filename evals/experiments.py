@@ -124,6 +124,14 @@ def episode_order(episode_ids: list[str], seed: int) -> list[str]:
     return sorted(dict.fromkeys(episode_ids), key=lambda e: hashlib.sha256(f"{seed}:{e}".encode()).hexdigest())
 
 
+def split_episodes(episode_ids: list[str], seed: int) -> tuple[set[str], set[str]]:
+    """(L, U): the first half (rounded up) of the episodes in `episode_order`, and the rest. The
+    publication's text protocol; scripts/train_default_models.py splits the shipped defaults with it."""
+    ordered = episode_order(episode_ids, seed)
+    half = (len(ordered) + 1) // 2
+    return set(ordered[:half]), set(ordered[half:])
+
+
 @dataclass
 class Split:
     labelled: list[Transition]  # L, with actions
@@ -143,13 +151,11 @@ def make_split(setup: EnvSetup, seed: int) -> Split:
     by_episode: dict[str, list[int]] = defaultdict(list)
     for i, t in enumerate(train):
         by_episode[t.episode_id].append(i)
-    order = episode_order(list(by_episode), seed)
     if bounded and not setup.labelled:  # a small real split: half the episodes (rounded up) are L
-        half = (len(order) + 1) // 2
-        l_eps, u_eps = set(order[:half]), set(order[half:])
+        l_eps, u_eps = split_episodes(list(by_episode), seed)
     else:
         l_eps, u_eps, n_l, n_u = set(), set(), 0, 0
-        for e in order:
+        for e in episode_order(list(by_episode), seed):
             if n_l < setup.labelled:
                 l_eps.add(e)
                 n_l += len(by_episode[e])
@@ -189,20 +195,24 @@ def _warm_pair(folder: Path) -> Any:
     return pair
 
 
+def timed_train(trainer: Any, data: list[Transition], output: Path, init: Path | None) -> tuple[Path, float]:
+    """Train (a no-op when `output` already holds this config's finished run); returns the final pair
+    folder and the training seconds, as measured by the invocation that finished the run."""
+    record, start = output / "wall_time_s.json", time.perf_counter()
+    final = trainer.train(data, output, init=init)
+    if not record.is_file():
+        write_atomic(record, json.dumps(round(time.perf_counter() - start, 1)))
+    return final, float(json.loads(record.read_text()))
+
+
 def _train(trainer_name: str, config_fields: dict[str, Any], data: list[Transition], output: Path,
            init: Path | None) -> tuple[Path, float]:
-    """Train (or find finished) one run; returns its final pair folder and the wall seconds it took."""
+    """timed_train for a registered trainer built from plain config fields."""
     from swirl_core.config import from_dict
     from swirl_core.registry import get_trainer
 
     trainer_cls = get_trainer(trainer_name)
-    config = from_dict(trainer_cls.config_class, config_fields)
-    record = output / "wall_time_s.json"
-    start = time.perf_counter()
-    final = trainer_cls(config).train(data, output, init=init)
-    if not record.is_file():
-        write_atomic(record, json.dumps(round(time.perf_counter() - start, 1)))
-    return final, float(json.loads(record.read_text()))
+    return timed_train(trainer_cls(from_dict(trainer_cls.config_class, config_fields)), data, output, init)
 
 
 def train_methods(setup: EnvSetup, split: Split, seed: int, work: Path, methods: tuple[str, ...],

@@ -46,6 +46,7 @@ import sacrebleu
 import torch
 import transformers
 
+from evals.experiments import split_episodes, timed_train
 from swirl_core.config import to_dict
 from swirl_core.defaults import MANIFEST, checkpoint_files, weights_sha256
 from swirl_core.logging import read_metrics
@@ -60,13 +61,6 @@ from swirl_envs.transition import Transition
 
 REPO = Path(__file__).resolve().parents[1]
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-
-
-def split_episodes(episode_ids: list[str], seed: int) -> tuple[set[str], set[str]]:
-    """(L, U): the first half (rounded up) of the episodes ordered by sha256("<seed>:<id>"), and the rest."""
-    ordered = sorted(dict.fromkeys(episode_ids), key=lambda e: hashlib.sha256(f"{seed}:{e}".encode()).hexdigest())
-    half = (len(ordered) + 1) // 2
-    return set(ordered[:half]), set(ordered[half:])
 
 
 def function_name(call: str | None) -> str | None:
@@ -110,16 +104,6 @@ def run_dir(work: Path, method: str, config: Any) -> Path:
     values = config if isinstance(config, dict) else to_dict(config)
     digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
     return work / f"{method}-{digest[:10]}"
-
-
-def timed_train(trainer: Any, data: list[Transition], output_dir: Path, init: Path) -> tuple[Path, float]:
-    """Train (a no-op when output_dir already holds this config's finished run) and the training seconds,
-    as measured by the invocation that finished the run."""
-    record, start = output_dir / "wall_time_s.json", time.perf_counter()
-    final = trainer.train(data, output_dir, init=init)
-    if not record.is_file():
-        record.write_text(json.dumps(round(time.perf_counter() - start, 1)))
-    return final, float(json.loads(record.read_text()))
 
 
 def ship(final: Path, dest: Path, dtype: torch.dtype, manifest: dict[str, Any]) -> dict[str, Any]:
