@@ -9,6 +9,17 @@ from swirl_envs import Transition
 
 TESTS_DIR = Path(__file__).resolve().parent
 
+# A few blocks on a track: text on which a 300-symbol tokenizer and a 64-wide model train in a moment.
+BLOCK_TEXTS = [f"block {b}: x={x}.0 v=0.0" for b in "ABC" for x in range(10)] + ["push block A left", "wait"] * 5
+
+
+def block_pair(*, seed: int = 0, shared: bool = False, max_length: int = 64):
+    """A freshly initialised tiny pair over BLOCK_TEXTS (same arguments give the same weights)."""
+    from swirl_core import build_tiny_pair
+
+    return build_tiny_pair(BLOCK_TEXTS, shared=shared, seed=seed, vocab_size=300, hidden_size=64,
+                           intermediate_size=128, max_length=max_length, max_target_tokens=16)
+
 
 def ball_world(n: int, labelled: bool = True) -> list[Transition]:
     """A ball on a line of 10 cells; actions push it left or right (walls stop it), the next state says

@@ -8,24 +8,22 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from support import BLOCK_TEXTS, block_pair
 
-from swirl_core import WorldModelPair, build_tiny_pair, train_tokenizer
+from swirl_core import WorldModelPair, train_tokenizer
 from swirl_core.models import MARKERS, completion_logprobs, generate_ids
 from swirl_envs.errors import SwirlError
 
 torch.set_num_threads(1)
 
-TEXTS = [f"block {b}: x={x}.0 v=0.0" for b in "ABC" for x in range(10)] + ["push block A left", "wait"] * 5
-
 
 @pytest.fixture(scope="module")
 def pair():
-    return build_tiny_pair(TEXTS, seed=0, vocab_size=300, hidden_size=64, intermediate_size=128,
-                           max_length=64, max_target_tokens=16)
+    return block_pair()
 
 
 def test_tokenizer_is_byte_level_deterministic_and_has_single_token_markers():
-    a, b = train_tokenizer(TEXTS, vocab_size=300), train_tokenizer(TEXTS, vocab_size=300)
+    a, b = train_tokenizer(BLOCK_TEXTS, vocab_size=300), train_tokenizer(BLOCK_TEXTS, vocab_size=300)
     assert a.backend_tokenizer.to_str() == b.backend_tokenizer.to_str()
     for marker in MARKERS.values():
         assert len(a(marker, add_special_tokens=False).input_ids) == 1
@@ -125,8 +123,7 @@ def test_top_p_keeps_only_the_nucleus(pair):
 
 @pytest.mark.parametrize("shared", [False, True])
 def test_save_and_load_roundtrip(tmp_path, shared):
-    original = build_tiny_pair(TEXTS, shared=shared, seed=3, vocab_size=300, hidden_size=64, intermediate_size=128,
-                               max_length=64, max_target_tokens=16)
+    original = block_pair(shared=shared, seed=3)
     assert original.shared is shared and (original.fwm is original.idm) is shared
     folder = original.save(tmp_path / "pair")
     assert sorted(p.name for p in folder.iterdir()) == (["pair.json", "shared"] if shared else ["fwm", "idm", "pair.json"])

@@ -13,19 +13,16 @@ import copy
 
 import pytest
 import torch
+from support import block_pair
 
-from swirl_core import build_tiny_pair
 from swirl_core.models import _can_share_prefix, _prefix_groups, completion_logprobs
 
 torch.set_num_threads(1)
 
-TEXTS = [f"block {b}: x={x}.0 v=0.0" for b in "ABC" for x in range(10)] + ["push block A left", "wait"] * 5
-
 
 @pytest.fixture(scope="module")
 def pair():
-    return build_tiny_pair(TEXTS, seed=0, vocab_size=300, hidden_size=64, intermediate_size=128,
-                           max_length=96, max_target_tokens=16)
+    return block_pair(max_length=96)
 
 
 def _rows(pair):
@@ -108,8 +105,7 @@ def test_update_reuses_the_first_forward_for_a_fresh_reference_and_old_logprobs(
     xs, ys = ["block A: x=1.0", "block B: x=2.0 v=0.0"], ["block A: x=2.0", "block B: x=2.0"]
     runs = []
     for reuse in (True, False):
-        pair = build_tiny_pair(TEXTS, seed=0, vocab_size=300, hidden_size=64, intermediate_size=128,
-                               max_length=64, max_target_tokens=16)
+        pair = block_pair()
         gen = pair.sample("idm", xs, ys, num_samples=3, temperature=1.0, max_new_tokens=6,
                           generator=torch.Generator().manual_seed(0))
         rewards = torch.linspace(-3, -1, len(gen.texts))
