@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evals.figures import fmt_gain, fmt_mean_se
 from swirl_envs.errors import SwirlError
 from swirl_envs.fileio import write_atomic
 from swirl_envs.registry import make_benchmark
@@ -461,20 +462,13 @@ def markdown_table(env: str, summary: dict[str, Any]) -> str:
     lines = [f"| {env} | {fwm} | gain vs sft | idm/exact_match | idm/token_f1 | horizon k=1..H |",
              "| --- | --- | --- | --- | --- | --- |"]
 
-    def cell(metric: dict[str, Any] | None, scale: float = 1.0) -> str:
-        if not metric:
-            return "-"
-        se = f" ± {metric['se'] * scale:.2f}" if metric["se"] is not None else ""
-        return f"{metric['mean'] * scale:.2f}{se}"
-
     for m, row in summary["methods"].items():
         g = row["vs_sft"].get(fwm)
-        gain = "" if not g or m == "sft" else f"{100 * g['relative']:+.1f}%" + (
-            f" ± {100 * g['relative_se']:.1f}" if g["relative_se"] is not None else "")
+        gain = "" if not g or m == "sft" else fmt_gain(g)
         curve = " / ".join(f"{p['mean']:.1f}" for p in row.get("horizon", []))
-        lines.append(f"| {m} | {cell(row['metrics'].get(fwm))} | {gain} | "
-                     f"{cell(row['metrics'].get(idm), 100)} | {cell(row['metrics'].get('idm/token_f1'), 100)} | "
-                     f"{curve} |")
+        lines.append(f"| {m} | {fmt_mean_se(row['metrics'].get(fwm))} | {gain} | "
+                     f"{fmt_mean_se(row['metrics'].get(idm), 100)} | "
+                     f"{fmt_mean_se(row['metrics'].get('idm/token_f1'), 100)} | {curve} |")
     return "\n".join(lines)
 
 

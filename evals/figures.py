@@ -117,24 +117,33 @@ def horizon_svg(summaries: list[dict[str, Any]], methods: tuple[str, ...] = ("sf
     return "\n".join(parts) + "\n"
 
 
+def fmt_mean_se(metric: dict[str, Any] | None, scale: float = 1.0) -> str:
+    """"mean ± se" of a summary metric ("-" when absent; no ± from a single seed)."""
+    if not metric:
+        return "-"
+    se = f" ± {metric['se'] * scale:.2f}" if metric["se"] is not None else ""
+    return f"{metric['mean'] * scale:.2f}{se}"
+
+
+def fmt_gain(gain: dict[str, Any]) -> str:
+    """A summary's relative gain over its SFT baseline, in %, ± the combined standard error."""
+    se = f" ± {100 * gain['relative_se']:.1f}" if gain["relative_se"] is not None else ""
+    return f"{100 * gain['relative']:+.1f}%{se}"
+
+
 def summary_table(summaries: list[dict[str, Any]]) -> str:
     """Markdown: per environment, the headline FWM metric of SFT, SWIRL and the oracle, SWIRL's relative gain
     with its combined standard error, and IDM exact match of SFT and SWIRL (all means over seeds)."""
 
     def cell(row: dict[str, Any] | None, key: str, scale: float = 1.0) -> str:
-        metric = (row or {}).get("metrics", {}).get(key)
-        if metric is None:
-            return "-"
-        se = f" ± {metric['se'] * scale:.2f}" if metric["se"] is not None else ""
-        return f"{metric['mean'] * scale:.2f}{se}"
+        return fmt_mean_se((row or {}).get("metrics", {}).get(key), scale)
 
     lines = ["| environment | FWM metric | SFT | SWIRL | SWIRL vs SFT | best other method | SFT-oracle | "
              "IDM exact match SFT / SWIRL (%) | seeds |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for s in summaries:
         methods, key = s["methods"], s["headline"]
         gain = methods.get("swirl", {}).get("vs_sft", {}).get(key)
-        gain_text = "-" if not gain else f"{100 * gain['relative']:+.1f}%" + (
-            f" ± {100 * gain['relative_se']:.1f}" if gain["relative_se"] is not None else "")
+        gain_text = fmt_gain(gain) if gain else "-"
         others = [m for m in methods if m not in ("sft", "swirl", "sft-oracle", "sft-shared") and ":" not in m]
         best = max(others, key=lambda m: methods[m]["metrics"][key]["mean"], default=None)
         best_text = f"{best} {cell(methods[best], key)}" if best else "-"
