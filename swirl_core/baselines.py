@@ -20,7 +20,7 @@ from swirl_envs.errors import SwirlError
 from swirl_envs.transition import Transition
 
 from .checkpoint import write_json_atomic
-from .models import WorldModelPair
+from .models import WorldModelPair, repeat_each
 from .sft import SFTConfig, SFTTrainer
 
 
@@ -78,8 +78,7 @@ def verify_next_states(pair: WorldModelPair, states: Sequence[Any], actions: Seq
         raise SwirlError(f"verification needs n >= 1 samples, got {n}")
     candidates = pair.predict_next_states(states, actions, num_samples=n, temperature=temperature, top_p=top_p,
                                           max_new_tokens=max_new_tokens, batch_size=batch_size, generator=generator)
-    repeated = lambda items: [v for v in items for _ in range(n)]  # noqa: E731
-    scores = pair.score_actions(repeated(states), candidates, repeated(actions), batch_size=batch_size).view(-1, n)
+    scores = pair.score_actions(repeat_each(states, n), candidates, repeat_each(actions, n), batch_size=batch_size).view(-1, n)
     best = scores.argmax(1).tolist()
     chosen = [candidates[i * n + k] for i, k in enumerate(best)]
     return (chosen, scores) if return_scores else chosen

@@ -69,6 +69,12 @@ def serialize_action(action: Any) -> str:
     raise SwirlError(f"an action must be text (or a JSON-able dict/list), got {type(action).__name__}")
 
 
+def repeat_each(items: Sequence[Any], n: int) -> list[Any]:
+    """Each item n times in a row: the row layout of `num_samples=n` sampling (rows i*n .. i*n+n-1), so
+    that the sampled completions line up with their states and contexts for scoring."""
+    return [v for v in items for _ in range(n)]
+
+
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

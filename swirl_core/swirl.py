@@ -32,7 +32,7 @@ from .checkpoint import CheckpointedTrainer, read_state
 from .config import TrainerConfig
 from .grpo import deterministic, group_advantages, grpo_loss, same_policy
 from .logging import MetricsLogger
-from .models import WorldModelPair, completion_logprobs
+from .models import WorldModelPair, completion_logprobs, repeat_each
 
 PHASE_NAMES = {"fwm": "phase1-fwm", "idm": "phase2-idm"}
 
@@ -256,8 +256,7 @@ class SwirlTrainer(CheckpointedTrainer):
         gen = pair.sample("fwm", xs, zs, num_samples=group, temperature=c.fwm_temperature, top_p=c.fwm_top_p,
                           max_new_tokens=c.fwm_max_new_tokens, batch_size=c.sample_batch_size,
                           generator=self.generator)
-        rep = lambda items: [v for v in items for _ in range(group)]  # noqa: E731
-        rewards = pair.score_actions(rep(xs), gen.texts, rep(zs), normalize=c.reward_normalize,
+        rewards = pair.score_actions(repeat_each(xs, group), gen.texts, repeat_each(zs, group), normalize=c.reward_normalize,
                                      batch_size=c.sample_batch_size)
         truth = pair.score_next_states(xs, zs, ys, batch_size=c.sample_batch_size)
         metrics = self._update(pair, "fwm", gen.prompt_ids, gen.completion_ids, rewards, group)
@@ -271,8 +270,7 @@ class SwirlTrainer(CheckpointedTrainer):
         gen = pair.sample("idm", xs, ys, num_samples=group, temperature=c.idm_temperature, top_p=c.idm_top_p,
                           max_new_tokens=c.idm_max_new_tokens, batch_size=c.sample_batch_size,
                           generator=self.generator)
-        rep = lambda items: [v for v in items for _ in range(group)]  # noqa: E731
-        rewards = pair.score_next_states(rep(xs), gen.texts, rep(ys), normalize=c.reward_normalize,
+        rewards = pair.score_next_states(repeat_each(xs, group), gen.texts, repeat_each(ys, group), normalize=c.reward_normalize,
                                          batch_size=c.sample_batch_size)
         metrics = self._update(pair, "idm", gen.prompt_ids, gen.completion_ids, rewards, group)
         metrics["logp_truth"] = metrics["reward/mean"]  # here the reward is log P(y | x, z_hat) of the real y
@@ -364,17 +362,16 @@ def evaluate_rewards(pair: WorldModelPair, states: list[Any], next_states: list[
     c = config or SwirlConfig()
     generator = torch.Generator().manual_seed(seed)
     n = num_samples
-    rep = lambda items: [v for v in items for _ in range(n)]  # noqa: E731
     zs = actions if actions is not None else pair.predict_actions(
         states, next_states, max_new_tokens=c.idm_max_new_tokens, batch_size=c.sample_batch_size)
     y_hat = pair.predict_next_states(states, zs, num_samples=n, temperature=c.fwm_temperature, top_p=c.fwm_top_p,
                                      max_new_tokens=c.fwm_max_new_tokens, batch_size=c.sample_batch_size,
                                      generator=generator)
-    phase1 = pair.score_actions(rep(states), y_hat, rep(zs), normalize=c.reward_normalize,
+    phase1 = pair.score_actions(repeat_each(states, n), y_hat, repeat_each(zs, n), normalize=c.reward_normalize,
                                 batch_size=c.sample_batch_size).clamp(min=c.reward_min)
     z_hat = pair.predict_actions(states, next_states, num_samples=n, temperature=c.idm_temperature,
                                  top_p=c.idm_top_p, max_new_tokens=c.idm_max_new_tokens,
                                  batch_size=c.sample_batch_size, generator=generator)
-    phase2 = pair.score_next_states(rep(states), z_hat, rep(next_states), normalize=c.reward_normalize,
+    phase2 = pair.score_next_states(repeat_each(states, n), z_hat, repeat_each(next_states, n), normalize=c.reward_normalize,
                                     batch_size=c.sample_batch_size).clamp(min=c.reward_min)
     return {"phase1_reward": phase1.mean().item(), "phase2_reward": phase2.mean().item()}
