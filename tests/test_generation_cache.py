@@ -7,8 +7,9 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
-from swirl_core import build_tiny_pair, models
-from swirl_core.models import _last_logit, _past_kwarg, _sample, generate_ids, left_pad
+from swirl_core import build_tiny_pair, decoding, models
+from swirl_core.decoding import _sample, generate_ids
+from swirl_core.logprobs import last_logit, left_pad, past_kwarg
 
 torch.set_num_threads(1)
 
@@ -22,8 +23,8 @@ def reference_generate_ids(model, prompt_ids, *, eos_id, pad_id, max_new_tokens,
     device = next(model.parameters()).device
     ids, mask = left_pad(prompt_ids, pad_id, device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    past_name = _past_kwarg(model)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **_last_logit(model))
+    past_name = past_kwarg(model)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **last_logit(model))
     past = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
     logits = out.logits[:, -1]
     if repeats > 1:
@@ -97,12 +98,12 @@ def test_same_ids_as_the_reference_loop(build, repeats, sampling):
 
 
 def test_budget_edges_and_the_fallback_cache(monkeypatch):
-    assert all(models._preallocated_cache(build(), 8) is not None for build in (_llama, _gpt2))  # tested above
+    assert all(decoding._preallocated_cache(build(), 8) is not None for build in (_llama, _gpt2))  # tested above
     model = _llama()
     assert _both(model, eos_id=-1, max_new_tokens=0) == ([[]] * 4, [[]] * 4)
     assert _both(model, eos_id=-1, max_new_tokens=1)[0] == _both(model, eos_id=-1, max_new_tokens=1)[1]
     # A model that cannot take the preallocated cache builds its own (the original path): same ids.
-    monkeypatch.setattr(models, "_preallocated_cache", lambda *a: None)
+    monkeypatch.setattr(decoding, "_preallocated_cache", lambda *a: None)
     new, old = _both(model, eos_id=-1, max_new_tokens=12, repeats=2)
     assert new == old
 

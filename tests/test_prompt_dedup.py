@@ -15,7 +15,7 @@ import pytest
 import torch
 from support import block_pair
 
-from swirl_core.models import _can_share_prefix, _prefix_groups, completion_logprobs
+from swirl_core.logprobs import _can_share_prefix, _prefix_groups, completion_logprobs
 
 torch.set_num_threads(1)
 

@@ -1,0 +1,104 @@
+"""Parameter-efficient training: LoRA adapters through peft, and looking through the wrappers.
+
+A pair's model is either a plain causal LM or a `peft.PeftModel` around one. Trainers keep the PeftModel
+(its `save_pretrained` writes peft's standard adapter folder, which `PeftModel.from_pretrained(base, folder)`
+loads on its own); forward passes that need the model's own signature (cache, `logits_to_keep`) go to
+`core_model`, the wrapped causal LM, whose LoRA layers are injected in place and so stay active.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from swirl_envs.errors import SwirlError
+
+
+@dataclass
+class LoraSettings:
+    """LoRA adapters instead of full fine-tuning (peft)."""
+
+    enabled: bool = False  # train LoRA adapters on a frozen base instead of every weight
+    r: int = 8  # adapter rank
+    alpha: int = 16  # scaling numerator: the update is alpha / r * B @ A
+    dropout: float = 0.0  # dropout on the adapter input (0 keeps train and eval forwards identical)
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")  # or ("all-linear",)
+
+    def __post_init__(self) -> None:
+        if self.r < 1 or self.alpha <= 0 or not 0.0 <= self.dropout < 1.0 or not self.target_modules:
+            raise SwirlError(f"lora needs r >= 1, alpha > 0, 0 <= dropout < 1 and target modules, got {self}")
+        self.target_modules = tuple(self.target_modules)
+
+    def peft_config(self) -> Any:
+        from peft import LoraConfig
+
+        targets = "all-linear" if self.target_modules == ("all-linear",) else list(self.target_modules)
+        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=targets,
+                          task_type="CAUSAL_LM")
+
+
+def is_adapter(model: torch.nn.Module) -> bool:
+    try:
+        from peft import PeftModel
+    except ImportError:
+        return False
+    return isinstance(model, PeftModel)
+
+
+def core_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The causal LM under a DistributedDataParallel and/or peft wrapper."""
+    model = getattr(model, "module", model)
+    return model.get_base_model() if is_adapter(model) else model
+
+
+def add_adapters(model: torch.nn.Module, settings: LoraSettings) -> torch.nn.Module:
+    """`model` with fresh LoRA adapters (the base frozen); a model that already has adapters keeps them."""
+    if is_adapter(model):
+        return model
+    from peft import get_peft_model
+
+    return get_peft_model(model, settings.peft_config())
+
+
+def load_adapters(base: torch.nn.Module, folder: str, trainable: bool = True) -> torch.nn.Module:
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(base, folder, is_trainable=trainable)
+
+
+def save_trained_state(model: torch.nn.Module, path: str) -> None:
+    """What a training run changes, as safetensors: the adapters of a PeftModel, every weight otherwise."""
+    if is_adapter(model):
+        from peft import get_peft_model_state_dict
+        from safetensors.torch import save_file
+
+        save_file(get_peft_model_state_dict(model), path)
+    else:
+        from safetensors.torch import save_model
+
+        save_model(model, path)  # handles tied weights, which save_file refuses
+
+
+def load_trained_state(model: torch.nn.Module, path: str) -> None:
+    if is_adapter(model):
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        result = set_peft_model_state_dict(model, load_file(path))
+        if getattr(result, "unexpected_keys", None):
+            raise SwirlError(f"{path}: adapter tensors the model lacks, e.g. {result.unexpected_keys[0]}")
+    else:
+        from safetensors.torch import load_model
+
+        load_model(model, path)
+
+
+def describe_adapters(model: torch.nn.Module) -> dict[str, Any] | None:
+    if not is_adapter(model):
+        return None
+    config = model.peft_config[model.active_adapter]
+    trainable = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
+    return {"type": "lora", "r": config.r, "alpha": config.lora_alpha,
+            "target_modules": sorted(config.target_modules), "adapter_parameters": trainable}
