@@ -189,17 +189,27 @@ def _entries(args: argparse.Namespace, bench) -> list:
     return [load_method(m, sources[m], tiny_texts=texts, seed=args.seed, device=args.device) for m in methods]
 
 
-def _progress():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def _progress(methods: list[str]):
+    """One bar over every method's transitions: which method runs, elapsed time and the time left."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=_console(stderr=True), transient=False, disable=not sys.stderr.isatty())
-    tasks: dict[str, Any] = {}
+                        TextColumn("left"), TimeRemainingColumn(), console=_console(stderr=True), transient=False,
+                        disable=not sys.stderr.isatty())
+    task = progress.add_task("evaluating", total=None)
+    finished: dict[str, int] = {}
 
     def update(method: str, done: int, total: int) -> None:
-        if method not in tasks:
-            tasks[method] = progress.add_task(method, total=total)
-        progress.update(tasks[method], completed=done)
+        finished[method] = done
+        progress.update(task, description=f"evaluating {method} (FWM and IDM)", total=total * len(methods),
+                        completed=sum(finished.values()))
     return progress, update
 
 
@@ -213,6 +223,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     bench = _benchmark(args.bench, args.data_dir, labelled=True)
     bench.check_split(args.split)
+    if not args.quiet:
+        _console(stderr=True).print(f"loading models for {args.bench} ...")
     entries = _entries(args, bench)
     output = Path(args.output or Path("runs") / args.bench / dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
     if bench.modality != "image" and (args.clip_model or args.dino_model):
@@ -227,7 +239,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .runner import ImageScorers
 
         scorers = ImageScorers.load(config, device=args.device)
-    progress, update = _progress()
+    progress, update = _progress([e.method for e in entries])
     with progress:
         report = evaluate(bench, entries, config, output, progress=update, scorers=scorers)
     if not args.quiet:
@@ -276,6 +288,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError("--codec applies to image benchmarks trained without --init")
     final = trainer_class(config).train(transitions, output, init=init)
     print(f"wrote {final}")
+    return EXIT_OK
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from .models import require_core, resolve_checkpoint
+
+    source = resolve_checkpoint(args.pair)
+    if not (source / "pair.json").is_file():
+        raise UsageError(f"{args.pair}: not a model pair (pair.json) or a training run (final/, checkpoint-N/)")
+    if Path(args.output).resolve() == source.resolve():
+        raise UsageError("--output must differ from the pair it merges")
+    pair = require_core().WorldModelPair.load(source)
+    if not pair.has_adapters:
+        raise UsageError(f"{source} has no adapters to merge (its weights are already full)")
+    pair.save(args.output, merged=True)
+    print(f"wrote {args.output} (adapters merged into full weights)")
     return EXIT_OK
 
 
@@ -430,9 +458,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=_positive, default=None, help="generation budget (default: the pair's)")
     p.add_argument("--bootstrap", type=_positive, default=1000, help="bootstrap resamples for corpus metrics")
     p.add_argument("--device", default="cpu", help="torch device for the models")
-    p.add_argument("--threads", type=_nonneg, default=1,
-                   help="torch intra-op threads (0 = torch's default, one per core). Default 1: the evaluated "
-                        "models are small, and on a busy machine extra threads spin (docs/speed.md)")
+    p.add_argument("--threads", type=_nonneg, default=0,
+                   help="torch intra-op threads (0 = torch's default, one per core); 1 suits the tiny preset on "
+                        "a busy machine, where extra threads spin (docs/speed.md)")
     p.add_argument("--quiet", action="store_true", help="do not print the result table")
     p.add_argument("--clip-model", default=None, metavar="PATH_OR_ID",
                    help="image benchmarks: a CLIP model (folder or hub id) for ByteMorph's fwm/clip_* scores")
@@ -466,6 +494,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codec-image-size", type=_positive, default=64,
                    help="image benchmarks: side the codec resizes images to (patch 4: (side/4)^2 tokens per image)")
     p.set_defaults(func=cmd_train)
+
+    p = add("merge", "export a LoRA pair with its adapters merged into full weights (plain save_pretrained folders)",
+            "  swirl-eval merge ckpt/stb-sft --output ckpt/stb-sft-merged\n")
+    p.add_argument("pair", help="a pair folder or a `swirl-eval train` output folder whose models have adapters")
+    p.add_argument("--output", required=True, help="folder for the merged pair (written atomically)")
+    p.set_defaults(func=cmd_merge)
 
     p = add("report", "re-render report.md and report.html from a report.json",
             "  swirl-eval report runs/textphysics/20260101-120000\n  swirl-eval report path/to/report.json\n")

