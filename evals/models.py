@@ -104,7 +104,11 @@ def order_methods(methods: list[str]) -> list[str]:
 
 
 def _model_id(details: dict[str, Any]) -> str:
-    fwm, idm = details.get("fwm", {}).get("source", "?"), details.get("idm", {}).get("source", "?")
+    """The base model(s), with "+lora" where the weights are LoRA adapters on that base."""
+    def name(role: str) -> str:
+        part = details.get(role, {})
+        return f"{part.get('source', '?')}{'+lora' if part.get('adapters') else ''}"
+    fwm, idm = name("fwm"), name("idm")
     return fwm if fwm == idm or details.get("shared") else f"fwm={fwm},idm={idm}"
 
 

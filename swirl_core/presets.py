@@ -57,6 +57,11 @@ PRESETS = {
 }
 
 
+def installed(preset: GgufPreset) -> bool:
+    """Whether the package that carries the preset's file is installed (nothing is imported)."""
+    return importlib.util.find_spec(preset.package) is not None
+
+
 def cache_dir() -> Path:
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
