@@ -87,6 +87,7 @@ def evaluate(folder: Path, data: list[Transition], batch_size: int = 8) -> dict[
     truth = [function_name(z) for z in actions]
     return {"n": len(data), "fwm/bleu": round(sacrebleu.corpus_bleu(y_hat, [nexts]).score, 2),
             "idm/function_name_em": round(sum(a == b is not None for a, b in zip(names, truth, strict=True)) / len(data), 4),
+            "idm/exact_match": round(sum(a.strip() == b.strip() for a, b in zip(z_hat, actions, strict=True)) / len(data), 4),
             "idm/parseable": round(sum(n is not None for n in names) / len(data), 4),
             "load_s": round(loaded - start, 2), "predict_s": round(time.perf_counter() - loaded, 2)}
 
@@ -154,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work-dir", type=Path, default=None,
                    help="trainer outputs (resumable; default runs/train_defaults/<bench>/seed<seed>)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--validation-limit", type=int, default=None, help="validation transitions scored at the end")
+    p.add_argument("--train-limit", type=int, default=None,
+                   help="transitions read from the train split (required for unbounded simulator streams)")
     p.add_argument("--evaluate", metavar="SPLIT", default=None,
                    help="do not train: evaluate the checkpoints under OUTPUT/<bench>/ on SPLIT and print the figures")
     m = p.add_argument_group("model")
@@ -199,15 +203,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     torch.manual_seed(args.seed)
-    train = list(labelled_bench.transitions("train"))
+    if "train" in labelled_bench.unbounded_splits and args.train_limit is None:
+        raise SwirlError(f"{args.bench}'s train split is an unbounded simulator stream: pass --train-limit N")
+    train = list(labelled_bench.transitions("train", limit=args.train_limit))
     episodes_l, episodes_u = split_episodes([t.episode_id for t in train], args.seed)
     labelled = [t for t in train if t.episode_id in episodes_l]
     # U is read state-only, as a user without action labels would: its actions never reach this process.
-    unlabelled = [t for t in make_benchmark(args.bench, labelled=False).transitions("train")
+    unlabelled = [t for t in make_benchmark(args.bench, labelled=False).transitions("train", limit=args.train_limit)
                   if t.episode_id in episodes_u]
     assert all(t.action is None for t in unlabelled)
     seen = {(t.state, t.next_state) for t in labelled}
-    data = {"split": "train", "data_hash": labelled_bench.data_hash("train"), "transitions": len(train),
+    data = {"split": "train", "data_hash": labelled_bench.data_hash("train", limit=args.train_limit),
+            "limit": args.train_limit, "transitions": len(train),
             "episodes": len(episodes_l) + len(episodes_u),
             "split_rule": "episodes ordered by sha256('<seed>:<episode_id>'); first half (rounded up) labelled",
             "labelled": {"episodes": len(episodes_l), "transitions": len(labelled)},
@@ -261,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         common["init"] = {"method": "sft", "weights_sha256": manifest["weights_sha256"]}
         train_swirl(swirl, common, unlabelled, sft_final, run_dir(work, "swirl", swirl), out / "swirl", dtype)
         shipped.append("swirl")
-    validation = list(labelled_bench.transitions("validation"))
+    validation = list(labelled_bench.transitions("validation", limit=args.validation_limit))
     for method in shipped:
         figures, path = evaluate(out / method, validation), out / method / MANIFEST
         path.write_text(json.dumps({**json.loads(path.read_text()), "validation": figures}, indent=2,

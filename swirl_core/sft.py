@@ -21,12 +21,13 @@ import torch
 from swirl_envs.errors import SwirlError
 from swirl_envs.transition import Transition
 
-from .checkpoint import CheckpointedTrainer
+from .checkpoint import read_state
 from .config import TrainerConfig
 from .logging import MetricsLogger
 from .logprobs import completion_logprobs
 from .models import WorldModelPair
 from .prompts import serialize_action
+from .trainer import CheckpointedTrainer
 
 Example = tuple[str, list[int], list[int]]  # (role, prompt ids, target ids)
 
@@ -166,6 +167,4 @@ class SFTTrainer(CheckpointedTrainer):
 
     @staticmethod
     def _read_step(folder: Path) -> int:
-        from .checkpoint import read_state
-
         return int(read_state(folder)["step"])

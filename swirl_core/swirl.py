@@ -27,13 +27,14 @@ import torch
 from swirl_envs.errors import SwirlError
 
 from . import distributed
-from .checkpoint import CheckpointedTrainer, read_state
+from .checkpoint import read_state
 from .config import TrainerConfig
 from .grpo import deterministic, group_advantages, grpo_loss, same_policy
 from .logging import MetricsLogger
 from .logprobs import completion_logprobs
 from .lora import core_model, load_trained_state, save_trained_state
 from .models import WorldModelPair, repeat_each
+from .trainer import CheckpointedTrainer
 
 PHASE_NAMES = {"fwm": "phase1-fwm", "idm": "phase2-idm"}
 

@@ -22,8 +22,8 @@ from swirl_core import (
     apply_overrides,
     verify_next_states,
 )
-from swirl_core.checkpoint import SIMULATED_CRASH_EXIT_CODE
 from swirl_core.logging import read_metrics
+from swirl_core.trainer import SIMULATED_CRASH_EXIT_CODE
 from swirl_envs.errors import SwirlError
 
 torch.set_num_threads(1)

@@ -23,8 +23,8 @@ from swirl_core import (
     apply_overrides,
     get_trainer,
 )
-from swirl_core.checkpoint import SIMULATED_CRASH_EXIT_CODE
 from swirl_core.logging import read_metrics
+from swirl_core.trainer import SIMULATED_CRASH_EXIT_CODE
 from swirl_envs.errors import SwirlError
 
 torch.set_num_threads(1)

@@ -25,9 +25,9 @@ from swirl_core import (
     apply_overrides,
     presets,
 )
-from swirl_core.checkpoint import SIMULATED_CRASH_EXIT_CODE
 from swirl_core.lora import is_adapter
 from swirl_core.prompts import ELLIPSIS, SYSTEM_PROMPTS, PromptFormat
+from swirl_core.trainer import SIMULATED_CRASH_EXIT_CODE
 from swirl_envs.errors import SwirlError
 
 torch.set_num_threads(1)  # as every test module and its subprocesses: bitwise comparisons need one

@@ -1,0 +1,179 @@
+"""The trainer base every built-in trainer (and any plugin that wants it) derives from: data intake, model
+setup (presets, LoRA), AdamW and LR schedules per distinct set of weights, atomic checkpoints and resume.
+
+A resumed run is bit-identical to an uninterrupted one: checkpoints (swirl_core.checkpoint) hold the pair,
+optimiser, scheduler and RNG state, and a run refuses to resume from a checkpoint of another config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from swirl_envs.errors import SwirlError
+from swirl_envs.fileio import atomic_directory
+
+from .checkpoint import (
+    STATE_FILE,
+    latest_checkpoint,
+    prune_checkpoints,
+    read_state,
+    rng_state,
+    set_rng_state,
+    torch_load,
+)
+from .config import to_dict
+from .models import WorldModelPair, build_tiny_pair
+
+# Config fields that may differ between a killed run and its resumption without changing the result.
+RESUME_NEUTRAL = ("progress", "save_steps", "save_total_limit", "log_steps", "device")
+EXIT_AFTER_STEP_ENV = "SWIRL_EXIT_AFTER_STEP"  # testing hook: die right after this optimiser step
+SIMULATED_CRASH_EXIT_CODE = 86  # distinct from 1, which an ordinary traceback also gives
+
+
+class CheckpointedTrainer:
+    """What every built-in trainer shares: data intake, model setup, optimisers, checkpoints, resume.
+
+    Subclasses set `config_class` and `name` and implement `train`. Protocol (see swirl_core.registry):
+    `Trainer(config).train(transitions_or_benchmark, output_dir, init=None) -> Path` of the final pair.
+    """
+
+    name: str = "trainer"
+    config_class: type = object
+
+    def __init__(self, config: Any = None):
+        self.config = config if config is not None else self.config_class()
+        self.generator = torch.Generator().manual_seed(self.config.seed)
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR] = {}
+
+    # ------------------------------------------------------------------ inputs
+
+    def transitions(self, data: Any) -> list:
+        """A list of Transition from an iterable of them or from a Benchmark (config.split, config.limit)."""
+        if hasattr(data, "transitions") and callable(data.transitions):
+            return list(data.transitions(self.config.split, limit=self.config.limit))
+        items = list(data)
+        return items[: self.config.limit] if self.config.limit is not None else items
+
+    def build_pair(self, init: str | Path | None, texts: list[str]):
+        c = self.config
+        options = {"max_length": c.max_length, "max_target_tokens": c.max_target_tokens, "keep_head": c.keep_head}
+        if init is not None:
+            pair = WorldModelPair.load(init, **options)
+        elif c.model == "tiny":
+            tiny = {k: v for k, v in dataclasses.asdict(c.tiny).items()}
+            pair = build_tiny_pair(texts, shared=c.shared, seed=c.seed, **options, **tiny)
+        else:
+            pair = WorldModelPair.load(c.model, c.idm_model, shared=c.shared, **options)
+        if c.lora.enabled:  # a pair that already has adapters (e.g. an SFT LoRA init) keeps training them
+            pair.add_adapters(c.lora, seed=c.seed)
+        return pair.to(c.device)
+
+    # ------------------------------------------------------------------ optimisation
+
+    def make_optimizers(self, pair, roles: tuple[str, ...], total_steps: int) -> None:
+        """One AdamW (and LR schedule) per distinct set of weights among `roles`."""
+        c = self.config
+        self.optimizers, self.schedulers = {}, {}
+        for key, model in pair.unique_models().items():
+            if key != "shared" and key not in roles:
+                continue
+            trainable = [p for p in model.parameters() if p.requires_grad]  # LoRA: the adapters only
+            optimizer = torch.optim.AdamW(trainable, lr=c.learning_rate, betas=(c.adam_beta1, c.adam_beta2),
+                                          weight_decay=c.weight_decay)
+            self.optimizers[key] = optimizer
+            self.schedulers[key] = torch.optim.lr_scheduler.LambdaLR(optimizer, self._lr_lambda(total_steps))
+
+    def _lr_lambda(self, total_steps: int):
+        warmup, kind = self.config.warmup_steps, self.config.lr_scheduler
+
+        def factor(step: int) -> float:
+            if warmup and step < warmup:
+                return (step + 1) / warmup
+            if kind == "linear":
+                return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+            return 1.0
+
+        return factor
+
+    def step_optimizer(self, key: str, model: torch.nn.Module) -> float:
+        grad_norm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad],
+                                                   self.config.max_grad_norm)
+        self.optimizers[key].step()
+        self.schedulers[key].step()
+        self.optimizers[key].zero_grad(set_to_none=True)
+        return float(grad_norm)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def config_fingerprint(self) -> dict[str, Any]:
+        return {k: v for k, v in to_dict(self.config).items() if k not in RESUME_NEUTRAL}
+
+    def save_checkpoint(self, output_dir: Path, step: int, pair, state: dict[str, Any],
+                        extra: Any = None) -> Path:
+        """checkpoint-<step>/: the pair, optimiser + scheduler + RNG state and trainer_state.json, atomically.
+
+        `extra(folder)` may write more (a reference model, cached pseudo-labels).
+        """
+        folder = output_dir / f"checkpoint-{step:06d}"
+        with atomic_directory(folder) as tmp:
+            pair.save_into(tmp)
+            torch.save({k: o.state_dict() for k, o in self.optimizers.items()}, tmp / "optimizer.pt")
+            torch.save({k: s.state_dict() for k, s in self.schedulers.items()}, tmp / "scheduler.pt")
+            torch.save(rng_state(self.generator), tmp / "rng.pt")
+            if extra is not None:
+                extra(tmp)
+            full = {"trainer": self.name, "step": step, "config": self.config_fingerprint(), **state}
+            (tmp / STATE_FILE).write_text(json.dumps(full, indent=2, sort_keys=True, default=str))
+        prune_checkpoints(output_dir, self.config.save_total_limit)
+        return folder
+
+    def resume_point(self, output_dir: Path) -> Path | None:
+        """The newest checkpoint to resume from, after checking it was made by the same config."""
+        folder = latest_checkpoint(output_dir)
+        if folder is None:
+            return None
+        stored = read_state(folder)
+        mine = json.loads(json.dumps(self.config_fingerprint(), default=str))
+        if stored.get("trainer") != self.name or stored.get("config") != mine:
+            raise SwirlError(f"{folder} was written by a different trainer or config; use a new output_dir "
+                             "or delete it to start over")
+        return folder
+
+    def restore(self, folder: Path) -> None:
+        """Load optimiser, scheduler and RNG state (call after make_optimizers on the checkpoint's pair)."""
+        for key, sd in torch_load(folder / "optimizer.pt").items():
+            self.optimizers[key].load_state_dict(sd)
+        for key, sd in torch_load(folder / "scheduler.pt").items():
+            self.schedulers[key].load_state_dict(sd)
+        set_rng_state(torch_load(folder / "rng.pt"), self.generator)
+
+    def finish(self, output_dir: Path, pair, state: dict[str, Any]) -> Path:
+        final = output_dir / "final"
+        with atomic_directory(final) as tmp:
+            pair.save_into(tmp)
+            full = {"trainer": self.name, "config": self.config_fingerprint(), "complete": True, **state}
+            (tmp / STATE_FILE).write_text(json.dumps(full, indent=2, sort_keys=True, default=str))
+        return final
+
+    def finished(self, output_dir: Path) -> Path | None:
+        """The final pair of an already completed run with this config (so a rerun is a no-op)."""
+        final = output_dir / "final"
+        if not (final / STATE_FILE).is_file():
+            return None
+        stored = read_state(final)
+        mine = json.loads(json.dumps(self.config_fingerprint(), default=str))
+        if stored.get("trainer") == self.name and stored.get("config") == mine and stored.get("complete"):
+            return final
+        raise SwirlError(f"{final} holds a run with a different trainer or config; use a new output_dir")
+
+    @staticmethod
+    def maybe_exit(step: int) -> None:
+        if os.environ.get(EXIT_AFTER_STEP_ENV) == str(step):
+            os._exit(SIMULATED_CRASH_EXIT_CODE)  # simulate a crash: no cleanup, no final save
