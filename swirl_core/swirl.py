@@ -16,6 +16,7 @@ annotated once per iteration by greedy IDM decoding, keeping pairs whose mean to
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ from .models import WorldModelPair, repeat_each
 from .trainer import CheckpointedTrainer
 
 PHASE_NAMES = {"fwm": "phase1-fwm", "idm": "phase2-idm"}
+JUDGE_FILE = "judge.safetensors"  # shared weights: the current phase's frozen judge, for a resume mid-phase
 
 
 @dataclass
@@ -66,6 +68,7 @@ class SwirlConfig(TrainerConfig):
     epsilon_high: float = 0.2
     updates_per_batch: int = 1  # >1 reuses one sampled batch with importance ratios (PPO-style)
     sample_batch_size: int = 64  # rows per generation / scoring forward pass
+    flat_spread: float = 0.01  # a group whose rewards span less than this is counted in `groups_flat`
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~1/3 more train compute
     phase_steps: dict[str, int] = field(default_factory=dict)  # per-phase override of steps_per_phase
 
@@ -138,6 +141,7 @@ class SwirlTrainer(CheckpointedTrainer):
         self.make_optimizers(pair, c.phases(), total)
         self.prepare_models(pair)
         self.refs: dict[str, torch.nn.Module] = {}
+        self.judge: torch.nn.Module | None = None
         self.annotations: dict[str, Any] | None = None
         step = 0
         if resume is not None:
@@ -147,6 +151,9 @@ class SwirlTrainer(CheckpointedTrainer):
             self.annotations = state.get("annotations")
             if c.beta and (resume / "ref").is_dir():
                 self._load_refs(pair, resume / "ref")
+            if pair.shared and (resume / JUDGE_FILE).is_file():
+                self.judge = copy.deepcopy(pair.fwm).eval().requires_grad_(False)
+                load_trained_state(self.judge, str(resume / JUDGE_FILE))
         else:
             torch.manual_seed(c.seed)
         if rank:  # other ranks sample their own groups with their own draws
@@ -157,6 +164,8 @@ class SwirlTrainer(CheckpointedTrainer):
                 iteration, phase_index, phase, within = schedule.locate(step)
                 if phase_index == 0 and within == 0:
                     self._start_iteration(pair)
+                if within == 0:
+                    self._start_phase(pair)
                 if phase == "fwm" and within == 0 and c.latent_action == "annotate":
                     self._annotate(pair, pairs, iteration)
                 log.describe(f"{self.name} it{iteration + 1} {PHASE_NAMES[phase]}")
@@ -169,7 +178,7 @@ class SwirlTrainer(CheckpointedTrainer):
                     if rank == 0:
                         self.save_checkpoint(output_dir, step, pair, {"total_steps": total,
                                                                      "annotations": self.annotations},
-                                             extra=lambda folder: self._save_refs(folder / "ref"))
+                                             extra=self._save_frozen_models)
                     distributed.barrier()
                 self.maybe_exit(step)
         if rank == 0:
@@ -202,6 +211,35 @@ class SwirlTrainer(CheckpointedTrainer):
                 self.refs[key].load_state_dict(model.state_dict())
             else:
                 self.refs[key] = copy.deepcopy(model).eval().requires_grad_(False)
+
+    def _start_phase(self, pair: WorldModelPair) -> None:
+        """Shared weights: the judge of this phase (the IDM in Phase I, the FWM in Phase II) is the model as
+        it was when the phase began, frozen, as the other model is in a separate-weights run; without the
+        snapshot the model being trained would score its own samples."""
+        if not pair.shared:
+            self.judge = None
+        elif self.judge is None:
+            self.judge = copy.deepcopy(pair.fwm).eval().requires_grad_(False)
+        else:
+            self.judge.load_state_dict(pair.fwm.state_dict())
+
+    @contextlib.contextmanager
+    def _judged_by(self, pair: WorldModelPair, role: str):
+        """Score with the phase's frozen judge in `role` (a no-op for separate weights)."""
+        if self.judge is None:
+            yield
+            return
+        models = pair.models
+        pair.models = {**models, role: self.judge}
+        try:
+            yield
+        finally:
+            pair.models = models
+
+    def _save_frozen_models(self, folder: Path) -> None:
+        self._save_refs(folder / "ref")
+        if self.judge is not None:
+            save_trained_state(self.judge, str(folder / JUDGE_FILE))
 
     def _save_refs(self, folder: Path) -> None:
         if not self.refs:
@@ -258,8 +296,9 @@ class SwirlTrainer(CheckpointedTrainer):
         gen = pair.sample("fwm", xs, zs, num_samples=group, temperature=c.fwm_temperature, top_p=c.fwm_top_p,
                           max_new_tokens=c.fwm_max_new_tokens, batch_size=c.sample_batch_size,
                           generator=self.generator)
-        rewards = pair.score_actions(repeat_each(xs, group), gen.texts, repeat_each(zs, group), normalize=c.reward_normalize,
-                                     batch_size=c.sample_batch_size)
+        with self._judged_by(pair, "idm"):
+            rewards = pair.score_actions(repeat_each(xs, group), gen.texts, repeat_each(zs, group),
+                                         normalize=c.reward_normalize, batch_size=c.sample_batch_size)
         truth = pair.score_next_states(xs, zs, ys, batch_size=c.sample_batch_size)
         metrics = self._update(pair, "fwm", gen.prompt_ids, gen.completion_ids, rewards, group)
         metrics["logp_truth"] = truth.mean().item()  # log P(y | x, z): the FWM on the real next state
@@ -272,8 +311,9 @@ class SwirlTrainer(CheckpointedTrainer):
         gen = pair.sample("idm", xs, ys, num_samples=group, temperature=c.idm_temperature, top_p=c.idm_top_p,
                           max_new_tokens=c.idm_max_new_tokens, batch_size=c.sample_batch_size,
                           generator=self.generator)
-        rewards = pair.score_next_states(repeat_each(xs, group), gen.texts, repeat_each(ys, group), normalize=c.reward_normalize,
-                                         batch_size=c.sample_batch_size)
+        with self._judged_by(pair, "fwm"):
+            rewards = pair.score_next_states(repeat_each(xs, group), gen.texts, repeat_each(ys, group),
+                                             normalize=c.reward_normalize, batch_size=c.sample_batch_size)
         metrics = self._update(pair, "idm", gen.prompt_ids, gen.completion_ids, rewards, group)
         metrics["logp_truth"] = metrics["reward/mean"]  # here the reward is log P(y | x, z_hat) of the real y
         return metrics
@@ -318,10 +358,13 @@ class SwirlTrainer(CheckpointedTrainer):
             grad_norm = self.step_optimizer(key, model)
             logs = {"loss": loss.item(), "grad_norm": grad_norm, **{k: float(v) for k, v in figures.items()}}
         grouped = rewards.view(-1, group)
+        spread = grouped.max(1).values - grouped.min(1).values
         lengths = torch.tensor([len(x) for x in completions], dtype=torch.float)
         return {"reward/mean": rewards.mean().item(), "reward/std": rewards.std().item() if len(rewards) > 1 else 0.0,
                 "reward/raw_mean": raw_rewards.float().mean().item(),
                 "frac_reward_zero_std": (grouped.std(1) < 1e-6).float().mean().item() if group > 1 else 1.0,
+                # groups whose rewards barely differ give (almost) no gradient: count them
+                "reward/group_spread": spread.mean().item(), "groups_flat": int((spread < c.flat_spread).sum()),
                 "completion_length": lengths.mean().item(), "lr": self.schedulers[key].get_last_lr()[0], **logs}
 
 

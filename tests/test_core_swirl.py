@@ -148,3 +148,26 @@ def test_annotation_filter_that_keeps_nothing_is_an_error(tmp_path, warm):
     config = apply_overrides(SwirlConfig(), [*RL, "latent_action=annotate", "annotate_min_logprob=0.0"])
     with pytest.raises(SwirlError, match="no IDM annotation reached mean log-prob 0.0"):
         SwirlTrainer(config).train(ball_world(6, labelled=False), tmp_path / "bad", init=warm)
+
+
+def test_shared_weights_judge_is_frozen_for_the_whole_phase(tmp_path, warm_shared, monkeypatch):
+    # Phase I of a shared pair: the IDM that scores the samples is the model as it was when the phase began,
+    # not the model being trained (in a separate-weights run the IDM is not trained in Phase I either).
+    seen: list[tuple[int, torch.Tensor]] = []
+    original = WorldModelPair.score_actions
+
+    def spy(self, *args, **kwargs):
+        judge = self.models["idm"]
+        seen.append((id(judge), torch.cat([p.detach().flatten() for p in judge.parameters()]).clone(),
+                     judge is self.models["fwm"]))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(WorldModelPair, "score_actions", spy)
+    config = apply_overrides(SwirlConfig(), [*RL, "iterations=1", "mode=idm2fwm", "steps_per_phase=3"])
+    SwirlTrainer(config).train(ball_world(12, labelled=False), tmp_path / "r", init=warm_shared)
+    assert len(seen) == 3 and not any(is_trained_model for _, _, is_trained_model in seen)
+    assert all(torch.equal(seen[0][1], params) for _, params, _ in seen)  # the same weights at every step
+    trained = weights(tmp_path / "r" / "final")["shared"]
+    assert not same(trained, weights(warm_shared)["shared"])  # while the shared model itself moved
+    log = read_metrics(tmp_path / "r")
+    assert all(0 <= r["groups_flat"] <= 2 and r["reward/group_spread"] >= 0 for r in log)
