@@ -47,6 +47,13 @@ class UsageError(SwirlError):
     pass
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line (`--help` still shows the usage)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def _console(stderr: bool = False):
     from rich.console import Console
 
@@ -75,6 +82,27 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _temperature(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):  # also rejects NaN
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _top_p(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port in 0-65535, got {value}")
     return value
 
 
@@ -185,6 +213,8 @@ def _entries(args: argparse.Namespace, bench) -> list:
     for method, path in args.checkpoint:
         if given.setdefault(method, path) != path:
             raise UsageError(f"--checkpoint {method}=... given twice with different paths")
+        if not Path(path).exists():
+            raise UsageError(f"--checkpoint {method}={path}: no such file or folder")
     sources.update(given)
     if args.model:
         if "base" in sources:
@@ -244,16 +274,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     bench = _benchmark(args.bench, args.data_dir, labelled=True)
     bench.check_split(args.split)
+    problems = bench.load_problems()
+    if problems and args.strict:
+        raise UsageError(f"{len(problems)} damaged record(s) in the {args.bench} data, first: {problems[0]}")
+    for i, line in enumerate(problems[:3]):  # all are counted on the card; --strict refuses to run
+        print(f"swirl-eval run: warning: the loader skipped {len(problems)} damaged record(s)"
+              f"{f', {i + 1} of them' if len(problems) > 1 else ''}: {line}", file=sys.stderr)
+    if bench.modality != "image" and (args.clip_model or args.dino_model):
+        raise UsageError(f"--clip-model and --dino-model score images; {args.bench!r} has {bench.modality} states")
     with _status(f"loading the models for {args.bench} (the first use of a preset converts it: ~20 s)"):
         entries = _entries(args, bench)
     output = Path(args.output or Path("runs") / args.bench / dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
-    if bench.modality != "image" and (args.clip_model or args.dino_model):
-        raise UsageError(f"--clip-model and --dino-model score images; {args.bench!r} has {bench.modality} states")
     config = RunConfig(benchmark=args.bench, split=args.split, limit=args.limit, seed=args.seed,
                        batch_size=args.batch_size, temperature=args.temperature, top_p=args.top_p,
                        max_new_tokens=args.max_new_tokens, bootstrap_samples=args.bootstrap,
                        command=args.command_line, clip_model=args.clip_model, dino_model=args.dino_model,
-                       grid_rows=args.grid_rows)
+                       grid_rows=args.grid_rows, strict=args.strict)
     scorers = None
     if bench.modality == "image":
         from .runner import ImageScorers
@@ -362,7 +398,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(json.dumps({"exit_code": result.exit_code, "notes": result.notes, "comparisons": [
             {"method": c.method, "metric": c.metric, "leaderboard": c.reference, "leaderboard_stderr": c.reference_stderr,
              "value": c.value, "stderr": c.stderr, "margin": c.margin, "ok": c.ok} for c in result.comparisons]},
-            indent=2))
+            indent=2, allow_nan=False))
     else:
         console = _console()
         table = Table(title=f"{report['benchmark']['name']}: report vs {args.leaderboard}")
@@ -423,6 +459,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from swirl_envs.stabletoolbench import server
     except ImportError as exc:
         raise SwirlError(f"the StableToolBench server is not available ({exc})") from None
+    import ipaddress
+
+    try:
+        loopback = ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = args.host == "localhost"
+    if not loopback:
+        _console(stderr=True).print(f"[yellow]warning[/]: binding {args.host}, not loopback: anyone who can reach "
+                                    "this machine can query the server and fill its cache")
     simulator = None
     if args.model:
         from .models import load_pair_entry
@@ -437,10 +482,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="swirl-eval", description=MAIN_HELP, formatter_class=Formatter)
-    common = argparse.ArgumentParser(add_help=False)
+    parser = Parser(prog="swirl-eval", description=MAIN_HELP, formatter_class=Formatter)
+    common = Parser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
 
     def add(name: str, help_text: str, examples: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[common], help=help_text, formatter_class=Formatter,
@@ -474,8 +519,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, help="read the benchmark from this folder instead of its default")
     p.add_argument("--batch-size", type=_positive, default=16,
                    help="transitions per forward-pass batch (16 measured ~10%% faster than 8 on CPU, docs/speed.md)")
-    p.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (0 = greedy)")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass")
+    p.add_argument("--temperature", type=_temperature, default=0.0, help="sampling temperature (0 = greedy)")
+    p.add_argument("--top-p", type=_top_p, default=1.0, help="nucleus sampling mass, in (0, 1]")
     p.add_argument("--max-new-tokens", type=_positive, default=None, help="generation budget (default: the pair's)")
     p.add_argument("--bootstrap", type=_positive, default=1000, help="bootstrap resamples for corpus metrics")
     p.add_argument("--device", default="cpu", help="torch device for the models")
@@ -483,6 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch intra-op threads (0 = torch's default, one per core); 1 suits the tiny preset on "
                         "a busy machine, where extra threads spin (docs/speed.md)")
     p.add_argument("--quiet", action="store_true", help="do not print the result table")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 2 when the loader skipped damaged records (default: warn, and list them on the card)")
     p.add_argument("--clip-model", default=None, metavar="PATH_OR_ID",
                    help="image benchmarks: a CLIP model (folder or hub id) for ByteMorph's fwm/clip_* scores")
     p.add_argument("--dino-model", default=None, metavar="PATH_OR_ID",
@@ -560,7 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  swirl-eval serve --bench stabletoolbench --port 8080 --cache-dir cache/\n"
             "  swirl-eval serve --bench stabletoolbench --port 8080 --cache-dir cache/ --model ckpt/stb-swirl\n")
     p.add_argument("--bench", default="stabletoolbench", help="only stabletoolbench serves")
-    p.add_argument("--port", type=int, required=True, help="TCP port (0 = any free port)")
+    p.add_argument("--port", type=_port, required=True, help="TCP port (0 = any free port)")
     p.add_argument("--cache-dir", required=True, help="folder of cached API responses")
     p.add_argument("--host", default="127.0.0.1", help="address to bind")
     p.add_argument("--model", default=None, help="FWM pair that answers cache misses")

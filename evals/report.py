@@ -229,6 +229,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
              f"{bench['n_transitions']} transitions, data `{bench['data_hash']}`.  ",
              f"Primary metric `{bench.get('primary_metric')}`. Seeds: "
              + ", ".join(f"{k} {v}" for k, v in report["seeds"].items()) + ".", ""]
+    if bench.get("load_problems"):
+        found = bench["load_problems"]
+        lines += [f"**Data warning:** the loader skipped {found['count']} damaged record(s); first:", "",
+                  *(f"- `{line}`" for line in found["first"]), ""]
     if report.get("command"):
         lines += ["Reproduce:", "", "```bash", report["command"], "```", ""]
     headers, rows = metric_rows(report)
@@ -452,6 +456,10 @@ def render_html(report: Mapping[str, Any], folder: str | Path | None = None) -> 
              f"<code>{esc(bench['split'])}</code>, {bench['n_transitions']} transitions, data "
              f"<code>{esc(bench['data_hash'])}</code>. Seeds: "
              + esc(", ".join(f"{k} {v}" for k, v in report["seeds"].items())) + ".</p>"]
+    if bench.get("load_problems"):
+        found = bench["load_problems"]
+        parts.append(f"<p><b>Data warning:</b> the loader skipped {found['count']} damaged record(s); first:</p><ul>"
+                     + "".join(f"<li><code>{esc(line)}</code></li>" for line in found["first"]) + "</ul>")
     if report.get("command"):
         parts.append(f"<p>Reproduce: <code>{esc(report['command'])}</code></p>")
     headers, rows = metric_rows(report)

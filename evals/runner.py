@@ -50,6 +50,7 @@ from .report import build_report, write_report
 SAMPLES_FILE = "samples.jsonl"
 MANIFEST_FILE = "run.json"
 IMAGES_DIR = "images"
+PROBLEMS_SHOWN = 5  # loader problems quoted in report.json (all are counted)
 
 
 class Predictor(Protocol):
@@ -90,6 +91,7 @@ class RunConfig:
     command: str | None = None  # the command line that reproduces the run
     clip_model: str | None = None  # image benchmarks: hub id or folder of a CLIP model -> fwm/clip_* scores
     dino_model: str | None = None  # image benchmarks: a DINO model -> fwm/dino
+    strict: bool = False  # refuse to run when the loader skipped damaged data (else: reported on the card)
     grid_rows: int = 8  # image benchmarks: transitions shown in the card's image grid (not part of the identity)
     example_rows: int = 5  # text benchmarks: transitions shown with every method's predictions (not identity)
 
@@ -386,6 +388,9 @@ def evaluate(bench: Benchmark, entries: Sequence[ModelEntry], config: RunConfig,
     if config.batch_size < 1:
         raise SwirlError(f"--batch-size must be >= 1, got {config.batch_size}")
     data = list(bench.transitions(config.split, limit=config.limit))
+    problems = bench.load_problems()
+    if problems and config.strict:
+        raise DataError(f"{len(problems)} damaged record(s) skipped by the loader, first: {problems[0]}")
     if not data:
         raise SwirlError(f"split {config.split!r} of {bench.name!r} has no transitions")
     if all(t.action is None for t in data):
@@ -438,7 +443,9 @@ def evaluate(bench: Benchmark, entries: Sequence[ModelEntry], config: RunConfig,
     report = build_report(
         benchmark={"name": bench.name, "version": bench.version, "split": config.split, "limit": config.limit,
                    "n_transitions": len(data), "data_hash": data_hash, "modality": bench.modality,
-                   "primary_metric": bench.primary_metric},
+                   "primary_metric": bench.primary_metric,
+                   **({"load_problems": {"count": len(problems), "first": problems[:PROBLEMS_SHOWN]}}
+                      if problems else {})},
         config={"batch_size": config.batch_size, **config.decoding(),
                 "bootstrap_samples": config.bootstrap_samples, **scorer_config},
         seeds={"run": config.seed, "bootstrap": config.seed},

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from collections.abc import Iterable
@@ -109,6 +110,8 @@ def _convert(text: str, kind: Any, key: str) -> Any:
             number = float(text)
         except ValueError:
             raise SwirlError(f"{key} must be a {kind.__name__}, got {text!r}") from None
+        if not math.isfinite(number):
+            raise SwirlError(f"{key} must be a finite number, got {text!r}")
         if kind is int and not number.is_integer():
             raise SwirlError(f"{key} must be an int, got {text!r}")
         return int(number) if kind is int else number
@@ -136,9 +139,18 @@ def apply_overrides(config: C, overrides: Iterable[str] | dict[str, Any]) -> C:
             raise SwirlError(f"unknown config key {key!r}; known: {', '.join(config_keys(config))}")
         kind = typing.get_type_hints(type(target))[name]
         setattr(target, name, _convert(value, kind, key) if isinstance(value, str) and kind is not str else value)
-    if hasattr(result, "__post_init__"):
-        result.__post_init__()
+    _validate(result)
     return result
+
+
+def _validate(config: Any) -> None:
+    """Run every (nested) config's __post_init__ checks on the values the overrides set."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            _validate(value)
+    if hasattr(config, "__post_init__"):
+        config.__post_init__()
 
 
 def _split(item: str) -> tuple[str, str]:

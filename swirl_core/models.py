@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+from safetensors import SafetensorError
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from swirl_envs.errors import SwirlError
+from swirl_envs.errors import DataError, SwirlError
 from swirl_envs.fileio import atomic_directory
 
 from .decoding import generate_ids
@@ -359,9 +360,15 @@ class WorldModelPair:
 def _load_model(spec: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """A model and its tokenizer from a preset name, a local folder or a Hub id."""
     path = resolve_model(str(spec))
-    with quiet_transformers():
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-        tokenizer = AutoTokenizer.from_pretrained(path)
+    folder = Path(path)
+    if folder.is_dir() and not (folder / "config.json").is_file():
+        raise DataError("no config.json: not a Hugging Face model folder (was it deleted?)", path=folder)
+    try:
+        with quiet_transformers():
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+            tokenizer = AutoTokenizer.from_pretrained(path)
+    except SafetensorError as exc:
+        raise DataError(f"unreadable weights, truncated or not safetensors ({exc})", path=folder) from None
     if spec != path:
         model.config._name_or_path = str(spec)  # the preset's name, not the cache folder it resolved to
     return model, tokenizer
@@ -376,8 +383,11 @@ def _load_role(folder: Path, base: str | None, trainable: bool) -> tuple[PreTrai
     if not base:
         raise SwirlError(f"{folder}: adapters without a base model (pair.json 'bases' or adapter_config.json)")
     model, tokenizer = _load_model(base)
-    with quiet_transformers():
-        return load_adapters(model, str(folder), trainable=trainable), tokenizer
+    try:
+        with quiet_transformers():
+            return load_adapters(model, str(folder), trainable=trainable), tokenizer
+    except SafetensorError as exc:
+        raise DataError(f"unreadable adapter weights, truncated or not safetensors ({exc})", path=folder) from None
 
 
 def _load_codec(spec: str, folder: Path | None = None) -> Any:

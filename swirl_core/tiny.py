@@ -13,6 +13,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from swirl_envs.errors import SwirlError
+
 PAD, BOS, EOS = "<|pad|>", "<|bos|>", "<|eos|>"
 # Role markers select FWM or IDM in a shared-weights model; section markers delimit X, Z and Y.
 ROLE_TOKENS = ("<|fwm|>", "<|idm|>")
@@ -31,6 +33,14 @@ class TinyConfig:
     num_hidden_layers: int = 2
     num_attention_heads: int = 4
     max_position_embeddings: int = 1024
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if not isinstance(value, int) or value < 1:
+                raise SwirlError(f"tiny.{name} must be a positive integer, got {value!r}")
+        if self.hidden_size % self.num_attention_heads:
+            raise SwirlError(f"tiny.hidden_size ({self.hidden_size}) must be a multiple of "
+                             f"tiny.num_attention_heads ({self.num_attention_heads})")
 
 
 def train_tokenizer(texts: Iterable[str], *, vocab_size: int = 1024, min_frequency: int = 2) -> PreTrainedTokenizerFast:

@@ -44,6 +44,11 @@ class Benchmark(ABC):
     def _load(self, split: str) -> Iterable[Transition]:
         """Yield the split's transitions with their actions, in a deterministic order."""
 
+    def load_problems(self) -> list[str]:
+        """Damaged source data the loader skipped, one located line each (file, record, field); [] when
+        everything read cleanly or the benchmark generates its data."""
+        return []
+
     def check_split(self, split: str) -> str:
         if split not in self.splits:
             raise UnknownNameError(f"split of benchmark {self.name!r}", split, self.splits)

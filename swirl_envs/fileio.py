@@ -60,8 +60,14 @@ def read_json(path: str | Path, kind: str = "JSON") -> Any:
 
     path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
     except FileNotFoundError:
         raise DataError(f"no such {kind} file", path=path) from None
     except ValueError as exc:
         raise DataError(f"not valid JSON ({exc})", path=path) from None
+
+
+def _no_constant(name: str) -> Any:
+    # Python's json reads NaN and Infinity, which JSON does not have: a NaN metric would compare false
+    # with everything and pass or fail a check by accident.
+    raise ValueError(f"{name} is not a JSON number")

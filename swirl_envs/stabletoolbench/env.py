@@ -81,6 +81,9 @@ class StableToolBench(Benchmark):
         """What was read, skipped (with locations) and yielded per split."""
         return self.data.report.as_dict()
 
+    def load_problems(self) -> list[str]:
+        return list(self.data.report.problems)
+
     def tasks(self, split: str = "test") -> list[Task]:
         """The split's queries whose functions can all be routed to the server (interactive episodes)."""
         self.check_split(split)
