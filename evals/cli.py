@@ -474,7 +474,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         entry = load_pair_entry("serve", args.model, seed=0, device=args.device)
         simulator = server.fwm_simulator(entry.predictor.predict_next_states)
-    server.serve(args.cache_dir, host=args.host, port=args.port, simulator=simulator)
+    server.serve(args.cache_dir, host=args.host, port=args.port, simulator=simulator,
+                 max_simulations=args.max_simulations, max_waiting=args.max_waiting)
     return EXIT_OK
 
 
@@ -612,6 +613,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind")
     p.add_argument("--model", default=None, help="FWM pair that answers cache misses")
     p.add_argument("--device", default="cpu", help="torch device for the model")
+    p.add_argument("--max-simulations", type=_positive, default=2,
+                   help="cache misses the model answers at once (about one per core on a CPU)")
+    p.add_argument("--max-waiting", type=_nonneg, default=16,
+                   help="misses that may wait for the model; beyond, 503 with Retry-After")
     p.set_defaults(func=cmd_serve)
     return parser
 

@@ -220,3 +220,44 @@ def test_unstorable_answers_and_broken_layout_do_not_poison_the_cache(running, t
         assert client.call("Data", "blocked", "a", {})["response"] == "also fine"  # answered, not saved
     saved = json.loads((tmp_path / "cache/Data/t_for_Data/a.json").read_text())
     assert saved == {"{'x': 2}": {"error": "", "response": "fine"}}
+
+
+def test_deep_nesting_is_refused_with_400(running):
+    server = running()
+    url = server.url + "/virtual"
+    deep = "[" * 10_000 + "]" * 10_000
+    response = httpx.post(url, content=('{"category": "D", "tool_name": "t", "api_name": "a", "tool_input": ' + deep
+                                        + "}").encode(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and "nested deeper" in response.json()["error"]
+    nested_text = json.dumps({"category": "D", "tool_name": "t", "api_name": "a", "tool_input": deep})
+    response = httpx.post(url, content=nested_text.encode(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and "tool_input is nested deeper" in response.json()["error"]
+    fine = {"category": "D", "tool_name": "t", "api_name": "a", "tool_input": json.dumps({"a": [[{"b": 1}]]})}
+    assert httpx.post(url, json=fine).status_code == 200
+
+
+def test_simulations_are_bounded_and_the_rest_told_to_retry(running):
+    gate, started = threading.Event(), []
+
+    def slow(request):
+        started.append(request["cache_key"])
+        gate.wait(10)
+        return {"error": "", "response": "ok"}
+
+    server = running(simulator=slow, max_simulations=2, max_waiting=2, save_misses=False)
+    url = server.url + "/virtual"
+    bodies = [{"category": "D", "tool_name": "t", "api_name": "a", "tool_input": json.dumps({"i": i})}
+              for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(httpx.post, url, json=b, timeout=20) for b in bodies]
+        for _ in range(200):  # until the 4 admitted requests are in and the other 4 were turned away
+            if httpx.get(server.url + "/health").json()["busy"] == 4:
+                break
+            threading.Event().wait(0.02)
+        assert len(started) == 2  # never more than max_simulations running at once
+        gate.set()
+        responses = [f.result() for f in futures]
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200] * 4 + [503] * 4
+    assert all(r.headers["Retry-After"] == "2" for r in responses if r.status_code == 503)
+    assert len(started) == 4

@@ -40,6 +40,8 @@ Simulator = Callable[[dict], Any]
 
 MAX_BODY_BYTES = 1 << 20
 MAX_NAME_CHARS = 256
+MAX_DEPTH = 64  # nesting of the body and of tool_input: deeper is refused before anything recurses on it
+RETRY_AFTER_S = 2
 _REQUIRED = {"category": str, "tool_name": str, "api_name": str}
 _OPTIONAL = {"strip": str, "toolbench_key": str, "rapidapi_key": str}
 NO_SIMULATOR_ERROR = "No cached response for this call and no simulator is configured"
@@ -106,21 +108,50 @@ def cache_location(category: str, tool_name: str, api_name: str) -> CacheLocatio
     return CacheLocation(std_category, folder, api, f"{api}_for_{bare}"[-64:])
 
 
+def nesting_depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """Depth of nested lists/objects, counted without recursion; stops counting past `limit`."""
+    depth, level = 0, [value]
+    while level and depth <= limit:
+        children = [c for v in level if isinstance(v, dict | list) for c in (v.values() if isinstance(v, dict) else v)]
+        if not any(isinstance(v, dict | list) for v in level):
+            break
+        depth, level = depth + 1, children
+    return depth
+
+
+def loads_bounded(text: str | bytes) -> Any:
+    """json.loads that refuses (ValueError) a document nested deeper than MAX_DEPTH."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from None
+    if nesting_depth(value) > MAX_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+    return value
+
+
+
 def cache_key(tool_input: Any) -> str:
     """Upstream's cache key: the Python str() of the parsed input."""
     return str(tool_input)
 
 
 def parse_tool_input(raw: str | dict) -> tuple[bool, Any]:
-    """(ok, parsed) as upstream: '' is {}, a dict stays, other text must be JSON."""
+    """(ok, parsed) as upstream: '' is {}, a dict stays, other text must be JSON; RequestError (400) for
+    JSON nested deeper than MAX_DEPTH."""
     if isinstance(raw, dict):
         return True, raw
     if raw == "":
         return True, {}
     try:
-        return True, json.loads(raw)
+        value = json.loads(raw)
+    except RecursionError:
+        raise RequestError(400, f"tool_input is nested deeper than {MAX_DEPTH} levels") from None
     except ValueError:
         return False, None
+    if nesting_depth(value) > MAX_DEPTH:
+        raise RequestError(400, f"tool_input is nested deeper than {MAX_DEPTH} levels")
+    return True, value
 
 
 class ResponseCache:
@@ -222,11 +253,18 @@ def _as_response(result: Any) -> dict:
 class VirtualAPI:
     """The protocol without HTTP: `answer(body) -> (status, response)`; the HTTP handler wraps it."""
 
-    def __init__(self, cache_dir: str | Path, *, simulator: Simulator | None = None, save_misses: bool = True):
+    def __init__(self, cache_dir: str | Path, *, simulator: Simulator | None = None, save_misses: bool = True,
+                 max_simulations: int = 2, max_waiting: int = 16):
+        if max_simulations < 1 or max_waiting < 0:
+            raise SwirlError(f"max_simulations must be >= 1 and max_waiting >= 0, got {max_simulations}, {max_waiting}")
         self.cache = ResponseCache(cache_dir)
         self.simulator, self.save_misses = simulator, save_misses
-        self.stats = {"hits": 0, "misses": 0, "simulated": 0, "errors": 0}
+        self.stats = {"hits": 0, "misses": 0, "simulated": 0, "errors": 0, "busy": 0}
         self._stats_guard = threading.Lock()
+        # A model answers misses: at most `max_simulations` run at once (more would only thrash the cores),
+        # at most `max_waiting` wait for a slot, and the rest are told to come back (503, Retry-After).
+        self._slots = threading.Semaphore(max_simulations)
+        self._admitted, self._capacity = 0, max_simulations + max_waiting
 
     def _count(self, name: str) -> None:
         with self._stats_guard:
@@ -242,7 +280,11 @@ class VirtualAPI:
             return exc.status, {"error": str(exc), "response": ""}
         if location.api == "chat_with_user":  # upstream answers this pseudo-API itself
             return 200, {"error": "", "response": "Chat with user."}
-        ok, tool_input = parse_tool_input(request["tool_input"])
+        try:
+            ok, tool_input = parse_tool_input(request["tool_input"])
+        except RequestError as exc:
+            self._count("errors")
+            return exc.status, {"error": str(exc), "response": ""}
         if not ok:
             return 200, {"error": "Tool input parse error...\n", "response": ""}
         key = cache_key(tool_input)
@@ -262,12 +304,22 @@ class VirtualAPI:
         # The request as sent, plus what the cache derived: the parsed input, the model-facing function.
         simulated = {**request, "tool_input": tool_input, "cache_key": key, "function": location.function,
                      "cache_file": location.relpath().as_posix()}
+        with self._stats_guard:
+            admitted = self._admitted < self._capacity
+            self._admitted += admitted
+        if not admitted:
+            self._count("busy")
+            return 503, {"error": f"the simulator is busy; retry after {RETRY_AFTER_S} s", "response": ""}
         try:
-            response = _as_response(self.simulator(simulated))
+            with self._slots:
+                response = _as_response(self.simulator(simulated))
             json.dumps(response)  # a value that cannot be stored must not reach the cache's write queue
         except Exception as exc:  # the simulator is user code; its failure is one error response
             log.exception("simulator failed for %s", location.relpath())
             return 200, {"error": f"Failed to generate fake response: {type(exc).__name__}: {exc}", "response": ""}
+        finally:
+            with self._stats_guard:
+                self._admitted -= 1
         self._count("simulated")
         if self.save_misses and not corrupt:
             self.cache.put(path, key, response)
@@ -288,6 +340,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
+        if status == 503:
+            self.send_header("Retry-After", str(RETRY_AFTER_S))
         self.end_headers()
         self.wfile.write(body)
 
@@ -311,7 +365,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         raw = self.rfile.read(length)
         try:
-            body = json.loads(raw.decode("utf-8"))
+            body = loads_bounded(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             self._error(400, f"request body is not valid JSON: {exc}")
             return
@@ -349,18 +403,20 @@ class VirtualAPIServer(ThreadingHTTPServer):
 
 def make_server(cache_dir: str | Path, *, host: str = "127.0.0.1", port: int = 0,
                 simulator: Simulator | None = None, save_misses: bool = True,
-                max_body_bytes: int = MAX_BODY_BYTES) -> VirtualAPIServer:
+                max_body_bytes: int = MAX_BODY_BYTES, max_simulations: int = 2,
+                max_waiting: int = 16) -> VirtualAPIServer:
     """A bound, not yet serving, server; call `.serve_forever()` (e.g. in a thread), then `.shutdown()`."""
-    api = VirtualAPI(cache_dir, simulator=simulator, save_misses=save_misses)
+    api = VirtualAPI(cache_dir, simulator=simulator, save_misses=save_misses, max_simulations=max_simulations,
+                     max_waiting=max_waiting)
     return VirtualAPIServer((host, port), api, max_body_bytes=max_body_bytes)
 
 
 def serve(cache_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8080,
           simulator: Simulator | None = None, save_misses: bool = True,
-          max_body_bytes: int = MAX_BODY_BYTES) -> None:
+          max_body_bytes: int = MAX_BODY_BYTES, max_simulations: int = 2, max_waiting: int = 16) -> None:
     """Serve until interrupted (Ctrl-C)."""
     server = make_server(cache_dir, host=host, port=port, simulator=simulator, save_misses=save_misses,
-                         max_body_bytes=max_body_bytes)
+                         max_body_bytes=max_body_bytes, max_simulations=max_simulations, max_waiting=max_waiting)
     print(f"virtual API server on {server.url}/virtual, cache {server.api.cache.root}", flush=True)
     try:
         server.serve_forever()
