@@ -124,9 +124,8 @@ def check(report: Mapping[str, Any], board: Mapping[str, Any], *, abs_tolerance:
         version = row.get("benchmark_version", board.get("benchmark_version"))
         data_hash = row.get("data_hash", board.get("data_hash"))
         if version != bench["version"] or data_hash != bench["data_hash"]:
-            what = (f"benchmark version {version!r} != {bench['version']!r}" if version != bench["version"]
-                    else f"data hash {data_hash} != {bench['data_hash']}")
-            raise RefusedError(f"row {method!r} was measured on other data ({what}); refusing to compare")
+            raise RefusedError(f"row {method!r} was measured on other data ({_data_difference(row, bench, version, data_hash)}); "
+                               "refusing to compare")
         model = report["models"].get(method, {}).get("model")
         if row.get("model") is not None and model is not None and row["model"] != model:
             result.notes.append(f"row {method!r}: model {row['model']!r} differs from the report's {model!r}, skipped")
@@ -159,6 +158,16 @@ def measured_row(report: Mapping[str, Any], method: str, *, command: str | None 
         row["report"] = report_path
     row["ci"] = ci
     return row
+
+
+def _data_difference(row: Mapping[str, Any], bench: Mapping[str, Any], version: Any, data_hash: Any) -> str:
+    """Why a row's data differs from a report's, in the user's terms where the row says (split, limit)."""
+    if version != bench["version"]:
+        return f"benchmark version {version!r} != {bench['version']!r}"
+    for key in ("split", "limit"):
+        if key in row and row[key] != bench.get(key):
+            return f"{key} {row[key]!r} != the report's {bench.get(key)!r}, so the data hash differs"
+    return f"data hash {data_hash} != {bench['data_hash']}"
 
 
 def record(board: dict[str, Any], report: Mapping[str, Any], **options: Any) -> dict[str, Any]:
@@ -203,7 +212,7 @@ class Side:
 def compare(a: Mapping[str, Any], b: Mapping[str, Any], *, force: bool = False) -> list[Side]:
     """Pair up every (method, metric) of two report cards; refuse cards of other benchmarks or data."""
     ba, bb = a["benchmark"], b["benchmark"]
-    for key in ("name", "version", "data_hash"):
+    for key in ("name", "version", "split", "limit", "data_hash"):
         if ba.get(key) != bb.get(key) and not force:
             raise RefusedError(f"the cards differ in benchmark {key} ({ba.get(key)} != {bb.get(key)}); "
                                "pass --force to show them side by side anyway")

@@ -431,11 +431,21 @@ def evaluate(bench: Benchmark, entries: Sequence[ModelEntry], config: RunConfig,
                             path=samples_path, record=f"{r['method']}#{r['index']}")
     extra = [r for k, r in by_key.items() if k[0] not in methods]  # other methods run earlier into this folder
     write_atomic(samples_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ordered + extra))
+    # The card covers the folder: methods evaluated here earlier (every transition done) stay on it.
+    earlier = [m for m in dict.fromkeys(r["method"] for r in extra)
+               if all((m, i) in by_key for i in range(len(data)))]
+    ordered += [by_key[(m, i)] for m in earlier for i in range(len(data))]
+    identities = {e.method: e.identity() for e in entries}
+    stored = json.loads((out / MANIFEST_FILE).read_text()).get("models", {})
+    identities.update({m: {"model": stored.get(m, {}).get("model", "?"), "checkpoint": None,
+                           "sha256": stored.get(m, {}).get("sha256"), "details": {"evaluated_earlier": True}}
+                       for m in earlier})
+    methods = [*methods, *earlier]
 
     results = {m: _aggregate([r for r in ordered if r["method"] == m], config, image) for m in methods}
     images, examples = None, None
     if image:
-        _repair_images(ordered, entries, out)
+        _repair_images([r for r in ordered if r["method"] not in earlier], entries, out)
         images = image_grid(data, ordered, methods, out, config.grid_rows)
     else:
         examples = text_examples(data, ordered, methods, config.example_rows)
@@ -449,7 +459,7 @@ def evaluate(bench: Benchmark, entries: Sequence[ModelEntry], config: RunConfig,
         config={"batch_size": config.batch_size, **config.decoding(),
                 "bootstrap_samples": config.bootstrap_samples, **scorer_config},
         seeds={"run": config.seed, "bootstrap": config.seed},
-        models={e.method: e.identity() for e in entries},
+        models=identities,
         results=results, diagnostics=method_diagnostics(ordered, methods), command=config.command,
         wall_time_s=time.perf_counter() - started, resumed_samples=resumed, images=images, examples=examples)
     write_report(report, out)

@@ -12,6 +12,17 @@ from pathlib import Path
 from typing import Any
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Temp files and folders are created private (0600 / 0700); what lands at `path` gets the modes a plain
+# open() or mkdir() would give. Read once at import: os.umask is process-wide and not thread-safe.
+UMASK = _read_umask()
+
+
 def write_atomic(path: str | Path, data: str | bytes) -> None:
     """Write to a temp file in the same folder, fsync, then os.replace over `path` (text is UTF-8)."""
     path = Path(path)
@@ -22,6 +33,7 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~UMASK)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -37,6 +49,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}-", dir=path.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~UMASK)
         for file in tmp.rglob("*"):
             if file.is_file():
                 with open(file, "rb") as handle:

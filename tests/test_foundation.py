@@ -84,3 +84,13 @@ def test_state_only_view_hides_action_revealing_meta(name):
     env = bench.make_env(split="test")
     _, info = env.reset(seed=0)
     assert not set(info["meta"]) & set(hidden) and "action" not in info
+
+
+def test_atomic_writes_get_ordinary_file_modes(tmp_path):
+    from swirl_envs.fileio import UMASK, atomic_directory, write_atomic
+
+    write_atomic(tmp_path / "a.json", "{}")
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~UMASK
+    with atomic_directory(tmp_path / "folder") as tmp:
+        (tmp / "x").write_text("x")
+    assert (tmp_path / "folder").stat().st_mode & 0o777 == 0o777 & ~UMASK

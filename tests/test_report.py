@@ -243,3 +243,14 @@ def test_nice_ceiling_and_svg():
 def test_schema_file_is_a_valid_schema():
     jsonschema.Draft202012Validator.check_schema(report_mod.schema())
     assert Path(report_mod.SCHEMA_PATH).name == "report.schema.json"
+
+
+def test_a_rerun_with_fewer_methods_keeps_the_others_on_the_card(tmp_path):
+    both = evaluate(bench(), entries(), CONFIG, tmp_path)
+    only_sft = [e for e in entries() if e.method == "sft"]
+    again = evaluate(bench(), only_sft, CONFIG, tmp_path)
+    assert list(again["methods"]) == ["sft", "swirl"]  # swirl was evaluated here before: it stays
+    assert again["methods"]["swirl"]["metrics"] == both["methods"]["swirl"]["metrics"]
+    assert again["models"]["swirl"]["sha256"] == both["models"]["swirl"]["sha256"]
+    assert again["models"]["swirl"]["details"] == {"evaluated_earlier": True}
+    assert only_sft[0].predictor.calls == []  # nothing was recomputed
