@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import shlex
@@ -57,7 +58,9 @@ class Parser(argparse.ArgumentParser):
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped to a file, rich would fit tables into 80 columns and cut names: give it room instead.
+    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else 200)
 
 
 def _csv(text: str) -> list[str]:
@@ -482,6 +485,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------ parser
 
 
+def _trainer_fields_help() -> str:
+    """The config fields `--set` takes: those every trainer shares, then what each built-in trainer adds."""
+    try:
+        from swirl_core.config import TrainerConfig, describe_fields
+        from swirl_core.registry import BUILTIN_TRAINERS, get_trainer
+    except ImportError:
+        return ""
+    shared = {f.name for f in dataclasses.fields(TrainerConfig)}
+    lines = ["config fields (--set KEY=VALUE; defaults shown), shared by every trainer:",
+             *describe_fields(TrainerConfig())]
+    for name in BUILTIN_TRAINERS:
+        cls = get_trainer(name).config_class
+        own = [f.name for f in dataclasses.fields(cls) if f.name not in shared]
+        changed = [f.name for f in dataclasses.fields(cls) if f.name in shared
+                   and getattr(cls(), f.name) != getattr(TrainerConfig(), f.name)]
+        if own or changed:
+            lines += [f"{name} adds (or sets another default for):",
+                      *describe_fields(cls(), skip=set(shared) - set(changed))]
+    return "\n".join(lines) + "\n"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="swirl-eval", description=MAIN_HELP, formatter_class=Formatter)
     common = Parser(add_help=False)
@@ -546,7 +570,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--set learning_rate=3e-4\n"
             "  swirl-eval train --bench stabletoolbench --method sft --set model=Qwen/Qwen2.5-0.5B-Instruct\n"
             "\nsft sees action-labelled transitions; every other method trains on state-only transitions.\n"
-            "Rerunning the same command resumes from the last checkpoint in --output.\n")
+            "Rerunning the same command resumes from the last checkpoint in --output.\n\n"
+            + _trainer_fields_help())
     p.add_argument("--bench", required=True, help="benchmark name")
     p.add_argument("--method", required=True, help="trainer name (see `swirl-eval list`)")
     p.add_argument("--init", default=None, help="start from this pair folder or run (e.g. an SFT checkpoint)")

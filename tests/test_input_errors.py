@@ -89,3 +89,19 @@ def test_damaged_records_are_shown_and_strict_refuses(capsys, tmp_path):
     found = json.loads((tmp_path / "run" / "report.json").read_text())["benchmark"]["load_problems"]
     assert found["count"] == 2 and any(victim.name in p for p in found["first"])
     assert "Data warning" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_train_help_lists_every_config_field(capsys):
+    from swirl_core.config import config_keys
+    from swirl_core.registry import BUILTIN_TRAINERS, get_trainer
+
+    assert cli.main(["train", "--help"]) == 0
+    text = capsys.readouterr().out
+    for name in BUILTIN_TRAINERS:
+        for key in config_keys(get_trainer(name).config_class()):
+            assert f"  {key}=" in text, (name, key)
+
+
+def test_list_keeps_full_names_when_piped(capsys):
+    assert cli.main(["list"]) == 0
+    assert "swirl/StableToolBench-v0" in capsys.readouterr().out
