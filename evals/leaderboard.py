@@ -121,15 +121,15 @@ def check(report: Mapping[str, Any], board: Mapping[str, Any], *, abs_tolerance:
         if method not in report["methods"]:
             result.notes.append(f"row {method!r} ({row.get('model', '?')}): method not in the report, skipped")
             continue
-        version = row.get("benchmark_version", board.get("benchmark_version"))
-        data_hash = row.get("data_hash", board.get("data_hash"))
-        if version != bench["version"] or data_hash != bench["data_hash"]:
-            raise RefusedError(f"row {method!r} was measured on other data ({_data_difference(row, bench, version, data_hash)}); "
-                               "refusing to compare")
         model = report["models"].get(method, {}).get("model")
         if row.get("model") is not None and model is not None and row["model"] != model:
             result.notes.append(f"row {method!r}: model {row['model']!r} differs from the report's {model!r}, skipped")
             continue
+        version = row.get("benchmark_version", board.get("benchmark_version"))
+        data_hash = row.get("data_hash", board.get("data_hash"))
+        if version != bench["version"] or data_hash != bench["data_hash"]:
+            difference = _data_difference(row, bench, version, data_hash)
+            raise RefusedError(f"row {method!r} was measured on other data ({difference}); refusing to compare")
         current = report["methods"][method]["metrics"]
         for metric, ref in row["metrics"].items():
             now = current.get(metric)
