@@ -36,7 +36,7 @@ from swirl_envs.fileio import atomic_directory
 from .decoding import generate_ids
 from .logprobs import completion_logprobs, reduce_logprobs
 from .lora import LoraSettings, add_adapters, describe_adapters, is_adapter, load_adapters
-from .presets import quiet_transformers, resolve_model
+from .presets import PRESETS, quiet_transformers, resolve_model
 from .prompts import ROLES, PromptFormat, serialize_action
 from .tiny import TinyConfig, tiny_model, train_tokenizer
 
@@ -369,8 +369,8 @@ def _load_model(spec: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerB
             tokenizer = AutoTokenizer.from_pretrained(path)
     except SafetensorError as exc:
         raise DataError(f"unreadable weights, truncated or not safetensors ({exc})", path=folder) from None
-    if spec != path:
-        model.config._name_or_path = str(spec)  # the preset's name, not the cache folder it resolved to
+    if str(spec) in PRESETS:  # where the weights come from anywhere (peft writes it into adapter_config.json)
+        model.name_or_path = model.config._name_or_path = PRESETS[str(spec)].hub_id
     return model, tokenizer
 
 

@@ -109,7 +109,7 @@ def test_smollm2_loads_as_a_plain_float32_llama(smol_pair):
     assert details["fwm"]["model_type"] == "llama" and details["fwm"]["parameters"] == 134_515_008
     assert details["fwm"]["source"] == SMOL and not smol_pair.shared
     assert all(p.dtype == torch.float32 for p in smol_pair.fwm.parameters())
-    assert smol_pair.fwm.config._name_or_path == SMOL
+    assert smol_pair.fwm.config._name_or_path == "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
 # ------------------------------------------------------------------ prompts
@@ -307,6 +307,8 @@ def test_smollm2_lora_save_load_resume_round_trip(smol_folder, tmp_path):
     straight = SFTTrainer(apply_overrides(SFTConfig(), overrides)).train(data, tmp_path / "straight")
     assert_same(adapter_tensors(resumed), adapter_tensors(straight))
     assert json.loads((straight / "pair.json").read_text())["bases"] == {"fwm": SMOL, "idm": SMOL}
+    adapter_config = json.loads((straight / "fwm" / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == "HuggingFaceTB/SmolLM2-135M-Instruct"  # portable
     # peft's own loader takes one role's folder over the base model
     base = AutoModelForCausalLM.from_pretrained(presets.resolve_model(SMOL))
     fwm = PeftModel.from_pretrained(base, str(straight / "fwm"))
