@@ -316,3 +316,14 @@ def test_smollm2_lora_save_load_resume_round_trip(smol_folder, tmp_path):
     ids = torch.tensor([pair.prompt_ids("fwm", data[0].state, data[0].action)])
     with torch.no_grad():
         assert torch.allclose(fwm(input_ids=ids).logits[0, -1], pair.fwm(input_ids=ids).logits[0, -1], atol=1e-4)
+
+
+def test_merge_command_exports_full_weights(lora_sft, tmp_path, capsys):
+    from evals import cli
+
+    _, final, _ = lora_sft
+    assert cli.main(["merge", str(final.parent), "--output", str(tmp_path / "merged")]) == 0
+    merged = WorldModelPair.load(tmp_path / "merged")
+    assert not merged.has_adapters and (tmp_path / "merged" / "fwm" / "model.safetensors").is_file()
+    assert cli.main(["merge", str(tmp_path / "merged"), "--output", str(tmp_path / "again")]) == 2
+    assert "no adapters to merge" in capsys.readouterr().err
