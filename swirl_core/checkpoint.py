@@ -34,6 +34,8 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
 
 def rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
     if generator is not None:
         state["generator"] = generator.get_state()
     return state
@@ -43,6 +45,8 @@ def set_rng_state(state: dict[str, Any], generator: torch.Generator | None = Non
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
     if generator is not None and "generator" in state:
         generator.set_state(state["generator"])
 

@@ -49,11 +49,18 @@ class TrainerConfig:
     batch_size: int = 8  # examples (SFT) or groups (SWIRL) per optimiser step
     split: str = "train"  # used when train() is given a Benchmark rather than transitions
     limit: int | None = None  # transitions taken from that split (required for unbounded simulator streams)
-    device: str = "cpu"  # torch device the models train on
+    device: str = "cpu"  # torch device the models train on (and sample with)
+    dtype: str = "float32"  # weights of loaded models: float32 | bfloat16 | float16 (on a CPU float32 is fastest)
     save_steps: int = 50  # a resumable checkpoint every this many optimiser steps (0 = only the final one)
     save_total_limit: int = 2  # step checkpoints kept (older ones are deleted)
     log_steps: int = 1  # a metrics.jsonl line every this many steps
     progress: bool = True  # rich progress display (metrics always go to metrics.jsonl)
+
+    def __post_init__(self) -> None:
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise SwirlError(f"dtype must be float32, bfloat16 or float16, got {self.dtype!r}")
+        if not 0.0 <= self.keep_head < 1.0:
+            raise SwirlError(f"keep_head must be in [0, 1), got {self.keep_head}")
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from .tiny import TinyConfig, tiny_model, train_tokenizer
 PAIR_FILE = "pair.json"
 CODEC_DIR = "codec"  # where save() puts the pair's image codec (when it has one)
 ADAPTER_FILE = "adapter_config.json"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 BASE_PREFIX = "base-"  # base-fwm/, base-idm/, base-shared/: a tiny base kept beside its adapters
 
 
@@ -143,12 +144,13 @@ class WorldModelPair:
     @classmethod
     def load(cls, path_or_fwm: str | Path, idm: str | Path | None = None, *, shared: bool = False,
              device: str | torch.device | None = None, codec: Any = None, merge: bool = False,
-             **format_options: Any) -> WorldModelPair:
+             dtype: str = "float32", **format_options: Any) -> WorldModelPair:
         """A pair from a folder written by `save`, or from model specs (a preset, a local folder, a Hub id).
 
         With one model spec and shared=False the FWM and IDM start as two independent copies of it.
         `format_options` (max_length, max_target_tokens, keep_head, layout) override the stored or default
-        prompt format. `merge` folds stored adapters into the weights (for inference).
+        prompt format. `merge` folds stored adapters into the weights (for inference). Weights are loaded
+        in `dtype` (float32, bfloat16 or float16; adapters stay float32 for the optimiser).
         """
         folder = Path(path_or_fwm)
         if idm is None and (folder / PAIR_FILE).is_file():
@@ -166,7 +168,7 @@ class WorldModelPair:
                 base = bases.get("fwm" if name == "shared" else name)
                 if base == "tiny":  # built from training text, so the pair carries it (see save_into)
                     base = str(folder / f"{BASE_PREFIX}{name}")
-                loaded[name] = _load_role(folder / name, base, not merge)
+                loaded[name] = _load_role(folder / name, base, not merge, dtype)
             if info["shared"]:
                 model, tok = loaded["shared"]
                 pair = cls(model, None, tokenizer=tok, codec=codec, sources=sources, bases=bases, device=device,
@@ -176,9 +178,9 @@ class WorldModelPair:
                 pair = cls(fwm, idm_model, tokenizer=fwm_tok, idm_tokenizer=idm_tok, codec=codec, sources=sources,
                            bases=bases, device=device, **options)
             return pair.merge_adapters() if merge else pair
-        fwm, fwm_tok = _load_model(path_or_fwm)
+        fwm, fwm_tok = _load_model(path_or_fwm, dtype)
         if idm is not None:
-            idm_model, idm_tok = _load_model(idm)
+            idm_model, idm_tok = _load_model(idm, dtype)
         elif shared:
             idm_model, idm_tok = None, None
         else:
@@ -357,15 +359,17 @@ class WorldModelPair:
         return self.score("idm", states, next_states, actions, normalize=normalize, batch_size=batch_size)
 
 
-def _load_model(spec: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """A model and its tokenizer from a preset name, a local folder or a Hub id."""
+def _load_model(spec: str | Path, dtype: str = "float32") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A model and its tokenizer from a preset name, a local folder or a Hub id, weights in `dtype`."""
+    if dtype not in DTYPES:
+        raise SwirlError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     path = resolve_model(str(spec))
     folder = Path(path)
     if folder.is_dir() and not (folder / "config.json").is_file():
         raise DataError("no config.json: not a Hugging Face model folder (was it deleted?)", path=folder)
     try:
         with quiet_transformers():
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype])
             tokenizer = AutoTokenizer.from_pretrained(path)
     except SafetensorError as exc:
         raise DataError(f"unreadable weights, truncated or not safetensors ({exc})", path=folder) from None
@@ -374,15 +378,16 @@ def _load_model(spec: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerB
     return model, tokenizer
 
 
-def _load_role(folder: Path, base: str | None, trainable: bool) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def _load_role(folder: Path, base: str | None, trainable: bool,
+               dtype: str = "float32") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """One saved model of a pair: a full save_pretrained folder, or peft adapters over their base."""
     if not (folder / ADAPTER_FILE).is_file():
-        return _load_model(folder)
+        return _load_model(folder, dtype)
     if base is None:
         base = json.loads((folder / ADAPTER_FILE).read_text()).get("base_model_name_or_path")
     if not base:
         raise SwirlError(f"{folder}: adapters without a base model (pair.json 'bases' or adapter_config.json)")
-    model, tokenizer = _load_model(base)
+    model, tokenizer = _load_model(base, dtype)
     try:
         with quiet_transformers():
             return load_adapters(model, str(folder), trainable=trainable), tokenizer

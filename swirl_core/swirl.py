@@ -73,6 +73,7 @@ class SwirlConfig(TrainerConfig):
     phase_steps: dict[str, int] = field(default_factory=dict)  # per-phase override of steps_per_phase
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.mode not in ("iterative", "idm2fwm"):
             raise SwirlError(f"mode must be 'iterative' or 'idm2fwm', got {self.mode!r}")
         if self.latent_action not in ("sample", "annotate"):

@@ -28,7 +28,7 @@ from .checkpoint import (
     torch_load,
 )
 from .config import to_dict
-from .models import WorldModelPair, build_tiny_pair
+from .models import DTYPES, WorldModelPair, build_tiny_pair
 
 # Config fields that may differ between a killed run and its resumption without changing the result.
 RESUME_NEUTRAL = ("progress", "save_steps", "save_total_limit", "log_steps", "device")
@@ -48,7 +48,8 @@ class CheckpointedTrainer:
 
     def __init__(self, config: Any = None):
         self.config = config if config is not None else self.config_class()
-        self.generator = torch.Generator().manual_seed(self.config.seed)
+        # on the training device: torch.multinomial samples there with this generator
+        self.generator = torch.Generator(device=torch.device(self.config.device)).manual_seed(self.config.seed)
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR] = {}
 
@@ -65,12 +66,14 @@ class CheckpointedTrainer:
         c = self.config
         options = {"max_length": c.max_length, "max_target_tokens": c.max_target_tokens, "keep_head": c.keep_head}
         if init is not None:
-            pair = WorldModelPair.load(init, **options)
+            pair = WorldModelPair.load(init, dtype=c.dtype, **options)
         elif c.model == "tiny":
             tiny = {k: v for k, v in dataclasses.asdict(c.tiny).items()}
             pair = build_tiny_pair(texts, shared=c.shared, seed=c.seed, **options, **tiny)
+            for model in pair.unique_models().values():
+                model.to(DTYPES[c.dtype])
         else:
-            pair = WorldModelPair.load(c.model, c.idm_model, shared=c.shared, **options)
+            pair = WorldModelPair.load(c.model, c.idm_model, shared=c.shared, dtype=c.dtype, **options)
         if c.lora.enabled:  # a pair that already has adapters (e.g. an SFT LoRA init) keeps training them
             pair.add_adapters(c.lora, seed=c.seed)
         return pair.to(c.device)

@@ -161,3 +161,14 @@ def test_verify_next_states_keeps_the_candidate_the_idm_prefers(warm):
         assert chosen[i] == candidates[i * 4 + best]
         expected = pair.score_actions([states[i]], [chosen[i]], [actions[i]])
         torch.testing.assert_close(expected[0], scores[i].max(), atol=1e-5, rtol=1e-5)
+
+
+def test_dtype_option_trains_and_saves_in_that_dtype(tmp_path):
+    final = SFTTrainer(sft_config("dtype=bfloat16", "epochs=1")).train(ball_world(16), tmp_path / "bf16")
+    saved = weights(final)
+    assert all(t.dtype == torch.bfloat16 for role in saved.values() for t in role.values())
+    pair = WorldModelPair.load(final, dtype="bfloat16")
+    assert next(pair.fwm.parameters()).dtype == torch.bfloat16
+    assert pair.predict_next_states(["ball at 1"], ["push left"], max_new_tokens=4)[0] is not None
+    with pytest.raises(SwirlError, match="dtype"):
+        sft_config("dtype=float64")
