@@ -171,13 +171,14 @@ def _data_difference(row: Mapping[str, Any], bench: Mapping[str, Any], version: 
 
 
 def record(board: dict[str, Any], report: Mapping[str, Any], **options: Any) -> dict[str, Any]:
-    """Replace (or add) the measured rows of every method in the report; reference rows stay as they are."""
+    """Replace (or add) the measured rows of every (method, model) in the report; rows of other models (an
+    experiment's, the previous defaults') and reference rows stay as they are."""
     if board["benchmark"] != report["benchmark"]["name"]:
         raise RefusedError(f"leaderboard is for {board['benchmark']!r}, the report for "
                            f"{report['benchmark']['name']!r}")
     new = [measured_row(report, m, **options) for m in report["methods"]]
-    names = {r["method"] for r in new}
-    kept = [r for r in board["rows"] if "reference" in r or r["method"] not in names]
+    names = {(r["method"], r.get("model")) for r in new}
+    kept = [r for r in board["rows"] if "reference" in r or (r["method"], r.get("model")) not in names]
     board = dict(board, rows=[*new, *kept])
     if not board.get("benchmark_version"):
         board["benchmark_version"] = report["benchmark"]["version"]

@@ -104,6 +104,10 @@ def test_record_writes_measured_rows_and_keeps_references():
     assert measured[0]["command"] == "swirl-eval run --bench toybench" and measured[0]["ci"] is True
     assert REFERENCE in updated["rows"]
     assert lb.check(fresh, updated).exit_code == 0
+    # rows of another model for the same method (an experiment's) are kept beside the new ones
+    other = dict(MEASURED, model="tiny-experiment")
+    kept = lb.record(board([other]), fresh)
+    assert other in kept["rows"] and len(lb.measured_rows(kept)) == 3
 
 
 def test_compare_pairs_metrics_and_refuses_other_data():
