@@ -69,6 +69,8 @@ class SwirlConfig(TrainerConfig):
     updates_per_batch: int = 1  # >1 reuses one sampled batch with importance ratios (PPO-style)
     sample_batch_size: int = 64  # rows per generation / scoring forward pass
     flat_spread: float = 0.01  # a group whose rewards span less than this is counted in `groups_flat`
+    progress_pairs: int = 0  # pairs held out of training; each iteration's progress is scored on them by
+    # the initial (e.g. SFT) models frozen, logged as progress/* (0: no held-out measurement)
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~1/3 more train compute
     phase_steps: dict[str, int] = field(default_factory=dict)  # per-phase override of steps_per_phase
 
@@ -133,8 +135,13 @@ class SwirlTrainer(CheckpointedTrainer):
         pairs = [(t.state, t.next_state) for t in self.transitions(data)]
         if not pairs:
             raise SwirlError("SWIRL got no transitions")
+        texts = [s for xy in pairs for s in xy if isinstance(s, str)]
+        held_out, pairs = self._hold_out(pairs)
         resume = self.resume_point(output_dir)
-        pair = self.build_pair(resume or init, [s for xy in pairs for s in xy if isinstance(s, str)])
+        pair = self.build_pair(resume or init, texts)
+        # Progress is measured on pairs never trained on, by the initial models frozen (the SFT pair when
+        # init is one): the trained models' own rewards move with the judge they are trained against.
+        judge = self.build_pair(init, texts).to(pair.device) if held_out else None
         if world > 1:
             pair.to(distributed.local_device(c.device))
         schedule = _Schedule(c)
@@ -171,8 +178,11 @@ class SwirlTrainer(CheckpointedTrainer):
                     self._annotate(pair, pairs, iteration)
                 log.describe(f"{self.name} it{iteration + 1} {PHASE_NAMES[phase]}")
                 batch = distributed.shard(self._batch(pairs, iteration, phase_index, phase, within))
+                progress = {}
+                if judge is not None and phase_index == 0 and within == 0:  # before each iteration trains
+                    progress = self._progress(pair, judge, held_out)
                 metrics = self._phase1(pair, batch) if phase == "fwm" else self._phase2(pair, batch)
-                metrics.update({"iteration": iteration, "phase": PHASE_NAMES[phase]})
+                metrics.update({"iteration": iteration, "phase": PHASE_NAMES[phase], **progress})
                 step += 1
                 log.log(step, metrics, write=step % c.log_steps == 0 or step == total)
                 if c.save_steps and step % c.save_steps == 0 and step < total:
@@ -183,7 +193,9 @@ class SwirlTrainer(CheckpointedTrainer):
                     distributed.barrier()
                 self.maybe_exit(step)
         if rank == 0:
-            self.finish(output_dir, pair, {"step": step, "total_steps": total, "pairs": len(pairs)})
+            final_progress = self._progress(pair, judge, held_out) if judge is not None else {}
+            self.finish(output_dir, pair, {"step": step, "total_steps": total, "pairs": len(pairs),
+                                           "held_out": len(held_out), **final_progress})
         distributed.barrier()
         return output_dir / "final"
 
@@ -212,6 +224,23 @@ class SwirlTrainer(CheckpointedTrainer):
                 self.refs[key].load_state_dict(model.state_dict())
             else:
                 self.refs[key] = copy.deepcopy(model).eval().requires_grad_(False)
+
+    def _hold_out(self, pairs: list[tuple[Any, Any]]) -> tuple[list[tuple[Any, Any]], list[tuple[Any, Any]]]:
+        """(held out, trained on): `progress_pairs` pairs chosen by the seed, kept out of training."""
+        n = self.config.progress_pairs
+        if n <= 0:
+            return [], pairs
+        if n >= len(pairs):
+            raise SwirlError(f"progress_pairs={n} leaves nothing to train on ({len(pairs)} pairs)")
+        chosen = set(np.random.default_rng([self.config.seed, 7]).permutation(len(pairs))[:n].tolist())
+        return ([p for i, p in enumerate(pairs) if i in chosen], [p for i, p in enumerate(pairs) if i not in chosen])
+
+    def _progress(self, pair: WorldModelPair, judge: WorldModelPair, held_out: list[tuple[Any, Any]]) -> dict[str, float]:
+        """Both phases' rewards of the current models on the held-out pairs, scored by the frozen judge."""
+        with torch.random.fork_rng(devices=[]):  # measuring must not shift the training run's draws
+            found = fixed_judge_rewards(pair, judge, [x for x, _ in held_out], [y for _, y in held_out],
+                                        config=self.config, num_samples=4, seed=self.config.seed)
+        return {f"progress/{k}": v for k, v in found.items()}
 
     def _start_phase(self, pair: WorldModelPair) -> None:
         """Shared weights: the judge of this phase (the IDM in Phase I, the FWM in Phase II) is the model as
@@ -421,3 +450,35 @@ def evaluate_rewards(pair: WorldModelPair, states: list[Any], next_states: list[
     phase2 = pair.score_next_states(repeat_each(states, n), z_hat, repeat_each(next_states, n), normalize=c.reward_normalize,
                                     batch_size=c.sample_batch_size).clamp(min=c.reward_min)
     return {"phase1_reward": phase1.mean().item(), "phase2_reward": phase2.mean().item()}
+
+
+def fixed_judge_rewards(pair: WorldModelPair, judge: WorldModelPair, states: list[Any], next_states: list[Any], *,
+                        config: SwirlConfig | None = None, num_samples: int = 4, seed: int = 0) -> dict[str, float]:
+    """The two SWIRL objectives of `pair`'s models, judged by another (frozen) pair on fixed data.
+
+    "phase1_reward": mean log Q_judge(z | x, y_hat) over y_hat ~ pair's FWM(x, z), with z the judge IDM's
+    greedy action for (x, y); "phase2_reward": mean log P_judge(y | x, z_hat) over z_hat ~ pair's IDM(x, y).
+    Clipped and length-normalised as the trainer's rewards; "*_flat_groups": groups whose rewards span less
+    than `flat_spread` (they would carry no GRPO signal).
+    """
+    c = config or SwirlConfig()
+    n = num_samples
+    generator = torch.Generator(device=pair.device).manual_seed(seed)
+    zs = judge.predict_actions(states, next_states, max_new_tokens=c.idm_max_new_tokens, batch_size=c.sample_batch_size)
+    y_hat = pair.predict_next_states(states, zs, num_samples=n, temperature=c.fwm_temperature, top_p=c.fwm_top_p,
+                                     max_new_tokens=c.fwm_max_new_tokens, batch_size=c.sample_batch_size,
+                                     generator=generator)
+    phase1 = judge.score_actions(repeat_each(states, n), y_hat, repeat_each(zs, n), normalize=c.reward_normalize,
+                                 batch_size=c.sample_batch_size).clamp(min=c.reward_min).view(-1, n)
+    z_hat = pair.predict_actions(states, next_states, num_samples=n, temperature=c.idm_temperature,
+                                 top_p=c.idm_top_p, max_new_tokens=c.idm_max_new_tokens,
+                                 batch_size=c.sample_batch_size, generator=generator)
+    phase2 = judge.score_next_states(repeat_each(states, n), z_hat, repeat_each(next_states, n),
+                                     normalize=c.reward_normalize,
+                                     batch_size=c.sample_batch_size).clamp(min=c.reward_min).view(-1, n)
+
+    def flat(rewards: torch.Tensor) -> int:
+        return int(((rewards.max(1).values - rewards.min(1).values) < c.flat_spread).sum())
+
+    return {"phase1_reward": phase1.mean().item(), "phase2_reward": phase2.mean().item(),
+            "phase1_flat_groups": flat(phase1), "phase2_flat_groups": flat(phase2)}

@@ -171,3 +171,24 @@ def test_shared_weights_judge_is_frozen_for_the_whole_phase(tmp_path, warm_share
     assert not same(trained, weights(warm_shared)["shared"])  # while the shared model itself moved
     log = read_metrics(tmp_path / "r")
     assert all(0 <= r["groups_flat"] <= 2 and r["reward/group_spread"] >= 0 for r in log)
+
+
+def test_progress_on_held_out_pairs_by_the_frozen_initial_models(tmp_path, warm):
+    config = apply_overrides(SwirlConfig(), [*RL, "progress_pairs=4"])
+    final = SwirlTrainer(config).train(ball_world(12, labelled=False), tmp_path / "r", init=warm)
+    log = read_metrics(tmp_path / "r")
+    measured = [r for r in log if "progress/phase1_reward" in r]
+    assert [(r["iteration"], r["phase"]) for r in measured] == [(0, "phase1-fwm"), (1, "phase1-fwm")]
+    assert all(-10.0 <= r["progress/phase1_reward"] <= 0 and -10.0 <= r["progress/phase2_reward"] <= 0
+               for r in measured)
+    state = json.loads((final / "trainer_state.json").read_text())
+    assert state["pairs"] == 8 and state["held_out"] == 4 and "progress/phase2_reward" in state
+    # the judge is the initial pair: before any update, its own rewards are what the first row shows
+    from swirl_core.swirl import fixed_judge_rewards
+
+    initial = WorldModelPair.load(warm)
+    held = [(t.state, t.next_state) for t in ball_world(12, labelled=False)]
+    chosen = SwirlTrainer(config)._hold_out(held)[0]
+    again = fixed_judge_rewards(initial, initial, [x for x, _ in chosen], [y for _, y in chosen], config=config,
+                                seed=config.seed)
+    assert again["phase1_reward"] == pytest.approx(measured[0]["progress/phase1_reward"])
