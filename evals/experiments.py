@@ -113,8 +113,7 @@ ENVS: dict[str, EnvSetup] = {
                                                      "lr_scheduler": "linear", "warmup_steps": 10},
                                 oracle_epochs=3,
                                 swirl={"iterations": 3, "steps_per_phase": 4, "batch_size": 2, "fwm_group_size": 4,
-                                       "idm_group_size": 8, "learning_rate": 1e-4, "sample_batch_size": 32,
-                                       "fwm_max_new_tokens": 96}),
+                                       "idm_group_size": 8, "learning_rate": 1e-4, "sample_batch_size": 32}),
 }
 
 

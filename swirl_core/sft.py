@@ -40,6 +40,8 @@ class SFTConfig(TrainerConfig):
     train_fwm: bool = True
     train_idm: bool = True
     group_window: int = 16  # batches per length-sorting window
+    fit_target_tokens: bool = False  # set the pair's target budget to the longest target (+ eos) in the data,
+    # at most max_target_tokens; SWIRL from this pair and evaluation then use that budget
 
 
 def length_grouped_batches(lengths: list[int], batch_size: int, seed: int, epoch: int,
@@ -60,6 +62,23 @@ def nll(model: torch.nn.Module, examples: list[Example], pad_id: int) -> tuple[t
     logp, mask = completion_logprobs(model, [e[1] for e in examples], [e[2] for e in examples], pad_id)
     tokens = int(mask.sum())
     return -(logp.sum() / max(tokens, 1)), tokens
+
+
+def target_budget(pair: WorldModelPair, transitions: list[Transition], roles: tuple[str, ...], *,
+                  fit: bool = False) -> dict[str, int]:
+    """The target lengths (tokens + eos) against the pair's budget: longest, and how many are cut. With `fit`,
+    the budget becomes the longest target, never above the configured cap (the prompt grows to match)."""
+    lengths = []
+    for t in transitions:
+        if "fwm" in roles:
+            lengths.append(len(pair.encode("fwm", pair.state_text(t.next_state))) + 1)
+        if "idm" in roles:
+            lengths.append(len(pair.encode("idm", serialize_action(t.action))) + 1)
+    cap, longest = pair.max_target_tokens, max(lengths, default=0)
+    if fit and longest:
+        pair.max_target_tokens = min(cap, longest)
+    return {"cap": cap, "longest": longest, "used": pair.max_target_tokens, "targets": len(lengths),
+            "cut": sum(n > pair.max_target_tokens for n in lengths)}
 
 
 def build_examples(pair: WorldModelPair, transitions: list[Transition], roles: tuple[str, ...]) -> list[Example]:
@@ -109,6 +128,7 @@ class SFTTrainer(CheckpointedTrainer):
         pair = self.build_pair(resume or init, self.tokenizer_texts(transitions))
         roles = self.roles()
         transitions = self.labelled(transitions, pair, output_dir)
+        budget = target_budget(pair, transitions, roles, fit=c.fit_target_tokens and resume is None)
         streams = self._streams(pair, transitions, roles)
         per_epoch = max(math.ceil(len(s) / c.batch_size) for s in streams.values())
         total = c.max_steps if c.max_steps is not None else c.epochs * per_epoch
@@ -145,7 +165,7 @@ class SFTTrainer(CheckpointedTrainer):
                 if c.save_steps and step % c.save_steps == 0 and step < total:
                     self.save_checkpoint(output_dir, step, pair, {"total_steps": total})
                 self.maybe_exit(step)
-        return self.finish(output_dir, pair, {"step": step, "total_steps": total,
+        return self.finish(output_dir, pair, {"step": step, "total_steps": total, "target_budget": budget,
                                               "examples": {k: len(v) for k, v in streams.items()}})
 
     def _streams(self, pair: WorldModelPair, transitions: list[Transition],

@@ -55,7 +55,7 @@ class SwirlConfig(TrainerConfig):
     fwm_top_p: float = 0.96
     idm_temperature: float = 0.7
     idm_top_p: float = 0.9
-    fwm_max_new_tokens: int | None = None  # None = max_target_tokens
+    fwm_max_new_tokens: int | None = None  # rollout budget; must equal the pair's target budget (None: it does)
     idm_max_new_tokens: int | None = None
     latent_action: str = "sample"  # "sample" (fresh z each step) | "annotate" (greedy once per iteration)
     annotate_min_logprob: float = -2.0
@@ -120,6 +120,7 @@ class _Schedule:
 class SwirlTrainer(CheckpointedTrainer):
     name = "swirl"
     config_class = SwirlConfig
+    judge: torch.nn.Module | None = None  # shared weights: the current phase's frozen judge
 
     def train(self, data: Any, output_dir: str | Path, init: str | Path | None = None) -> Path:
         c, output_dir = self.config, Path(output_dir)
@@ -142,6 +143,12 @@ class SwirlTrainer(CheckpointedTrainer):
         # Progress is measured on pairs never trained on, by the initial models frozen (the SFT pair when
         # init is one): the trained models' own rewards move with the judge they are trained against.
         judge = self.build_pair(init, texts).to(pair.device) if held_out else None
+        for name in ("fwm_max_new_tokens", "idm_max_new_tokens"):
+            budget = getattr(c, name)
+            if budget is not None and budget != pair.max_target_tokens:
+                raise SwirlError(f"{name}={budget} differs from the pair's target budget {pair.max_target_tokens}, "
+                                 "which evaluation generates: rollouts would be rewarded for other text than is "
+                                 "scored (leave it unset, or give SFT another max_target_tokens)")
         if world > 1:
             pair.to(distributed.local_device(c.device))
         schedule = _Schedule(c)

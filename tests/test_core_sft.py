@@ -172,3 +172,23 @@ def test_dtype_option_trains_and_saves_in_that_dtype(tmp_path):
     assert pair.predict_next_states(["ball at 1"], ["push left"], max_new_tokens=4)[0] is not None
     with pytest.raises(SwirlError, match="dtype"):
         sft_config("dtype=float64")
+
+
+def test_target_budget_fitted_to_the_data_and_reported(tmp_path):
+    final = SFTTrainer(sft_config("epochs=1", "max_target_tokens=40", "fit_target_tokens=true")).train(
+        ball_world(16), tmp_path / "fit")
+    budget = json.loads((final / "trainer_state.json").read_text())["target_budget"]
+    assert budget["cap"] == 40 and budget["used"] == budget["longest"] < 40 and budget["cut"] == 0
+    assert json.loads((final / "pair.json").read_text())["max_target_tokens"] == budget["used"]
+    capped = SFTTrainer(sft_config("epochs=1", "max_target_tokens=4")).train(ball_world(16), tmp_path / "cap")
+    budget = json.loads((capped / "trainer_state.json").read_text())["target_budget"]
+    assert budget["used"] == 4 and budget["cut"] > 0  # reported, so a cut budget is never silent
+
+
+def test_swirl_rollout_budget_must_match_evaluation(tmp_path):
+    from swirl_core import SwirlConfig, SwirlTrainer
+
+    final = SFTTrainer(sft_config("epochs=1")).train(ball_world(8), tmp_path / "sft")
+    config = apply_overrides(SwirlConfig(), ["progress=false", "fwm_max_new_tokens=7", "iterations=1"])
+    with pytest.raises(SwirlError, match="fwm_max_new_tokens=7 differs"):
+        SwirlTrainer(config).train(ball_world(8, labelled=False), tmp_path / "swirl", init=final)
