@@ -45,7 +45,7 @@ class TrainerConfig:
     adam_beta2: float = 0.999
     max_grad_norm: float = 1.0  # gradient clipping (global norm)
     warmup_steps: int = 0  # linear learning-rate warm-up
-    lr_scheduler: str = "constant"  # "constant" | "linear" (decay to 0 at the last step), after warmup
+    lr_scheduler: str = "constant"  # "constant" | "linear" | "cosine" (decay to 0 at the last step), after warmup
     batch_size: int = 8  # examples (SFT) or groups (SWIRL) per optimiser step
     split: str = "train"  # used when train() is given a Benchmark rather than transitions
     limit: int | None = None  # transitions taken from that split (required for unbounded simulator streams)
@@ -59,6 +59,8 @@ class TrainerConfig:
     def __post_init__(self) -> None:
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise SwirlError(f"dtype must be float32, bfloat16 or float16, got {self.dtype!r}")
+        if self.lr_scheduler not in ("constant", "linear", "cosine"):
+            raise SwirlError(f"lr_scheduler must be constant, linear or cosine, got {self.lr_scheduler!r}")
         if not 0.0 <= self.keep_head < 1.0:
             raise SwirlError(f"keep_head must be in [0, 1), got {self.keep_head}")
 

@@ -46,7 +46,7 @@ class SwirlConfig(TrainerConfig):
     mode: str = "iterative"  # "iterative" | "idm2fwm" (Phase I only)
     iterations: int = 3
     phase_order: tuple[str, ...] = ("fwm", "idm")  # Phase I (fwm) then Phase II (idm) in each iteration
-    steps_per_phase: int = 10
+    steps_per_phase: int = 10  # 0: one pass over the (x, y) pairs per phase
     batch_size: int = 4  # (x, y) pairs per optimiser step; each becomes one group
     learning_rate: float = 1e-5
     fwm_group_size: int = 8
@@ -69,6 +69,13 @@ class SwirlConfig(TrainerConfig):
     updates_per_batch: int = 1  # >1 reuses one sampled batch with importance ratios (PPO-style)
     sample_batch_size: int = 64  # rows per generation / scoring forward pass
     flat_spread: float = 0.01  # a group whose rewards span less than this is counted in `groups_flat`
+    kl_reference: str = "iteration"  # "iteration": the model at each iteration's start | "init": the initial
+    # (e.g. SFT) model for the whole run, as the method's public code does
+    judge: str = "current"  # "current": the other model as it is (frozen during the phase) | "init": the
+    # initial other model, frozen for the whole run (the public code's setup)
+    idm_beta: float | None = None  # KL coefficient of Phase II (None: beta); the public code uses 0.1
+    idm_max_grad_norm: float | None = None  # gradient clipping of Phase II (None: max_grad_norm); public code 0.1
+    drop_flat_groups: bool = False  # leave groups whose rewards span less than flat_spread out of the update
     progress_pairs: int = 0  # pairs held out of training; each iteration's progress is scored on them by
     # the initial (e.g. SFT) models frozen, logged as progress/* (0: no held-out measurement)
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~1/3 more train compute
@@ -80,6 +87,9 @@ class SwirlConfig(TrainerConfig):
             raise SwirlError(f"mode must be 'iterative' or 'idm2fwm', got {self.mode!r}")
         if self.latent_action not in ("sample", "annotate"):
             raise SwirlError(f"latent_action must be 'sample' or 'annotate', got {self.latent_action!r}")
+        if self.kl_reference not in ("iteration", "init") or self.judge not in ("current", "init"):
+            raise SwirlError(f"kl_reference is 'iteration' or 'init' and judge 'current' or 'init', got "
+                             f"{self.kl_reference!r} and {self.judge!r}")
         if not set(self.phase_order) <= {"fwm", "idm"} or not self.phase_order:
             raise SwirlError(f"phase_order names phases 'fwm' and 'idm', got {self.phase_order!r}")
         self.phase_order = tuple(self.phase_order)
@@ -87,8 +97,10 @@ class SwirlConfig(TrainerConfig):
     def phases(self) -> tuple[str, ...]:
         return ("fwm",) if self.mode == "idm2fwm" else self.phase_order
 
-    def steps(self, phase: str) -> int:
-        return int(self.phase_steps.get(phase, self.steps_per_phase))
+    def steps(self, phase: str, pairs: int = 0) -> int:
+        """Optimiser steps of one phase: phase_steps, else steps_per_phase, where 0 means one pass over `pairs`."""
+        steps = int(self.phase_steps.get(phase, self.steps_per_phase))
+        return steps if steps > 0 else max(1, -(-pairs // self.batch_size))
 
 
 @dataclass
@@ -96,12 +108,13 @@ class _Schedule:
     """Maps a global step to (iteration, phase, step within phase); a pure function of the config."""
 
     config: SwirlConfig
+    pairs: int = 0  # (x, y) pairs trained on (for steps_per_phase=0)
 
     def blocks(self) -> list[tuple[int, str, int]]:
         out = []
         for iteration in range(self.config.iterations):
             for phase in self.config.phases():
-                out.append((iteration, phase, self.config.steps(phase)))
+                out.append((iteration, phase, self.config.steps(phase, self.pairs)))
         return out
 
     def total(self) -> int:
@@ -142,7 +155,11 @@ class SwirlTrainer(CheckpointedTrainer):
         pair = self.build_pair(resume or init, texts)
         # Progress is measured on pairs never trained on, by the initial models frozen (the SFT pair when
         # init is one): the trained models' own rewards move with the judge they are trained against.
-        judge = self.build_pair(init, texts).to(pair.device) if held_out else None
+        judge = self.build_pair(init, texts).to(pair.device) if held_out or c.judge == "init" else None
+        self.initial = judge  # the initial models, frozen: progress judge, and Phase I/II judge with judge=init
+        if judge is not None:
+            for model in judge.unique_models().values():
+                model.eval().requires_grad_(False)
         for name in ("fwm_max_new_tokens", "idm_max_new_tokens"):
             budget = getattr(c, name)
             if budget is not None and budget != pair.max_target_tokens:
@@ -151,9 +168,11 @@ class SwirlTrainer(CheckpointedTrainer):
                                  "scored (leave it unset, or give SFT another max_target_tokens)")
         if world > 1:
             pair.to(distributed.local_device(c.device))
-        schedule = _Schedule(c)
+        schedule = _Schedule(c, len(pairs))
         total = schedule.total()
-        self.make_optimizers(pair, c.phases(), total)
+        # each model's LR schedule spans the steps it takes (its own phases; all of them when shared)
+        own = {role: sum(n for _, phase, n in schedule.blocks() if phase == role) for role in ("fwm", "idm")}
+        self.make_optimizers(pair, c.phases(), {**own, "shared": total})
         self.prepare_models(pair)
         self.refs: dict[str, torch.nn.Module] = {}
         self.judge: torch.nn.Module | None = None
@@ -164,7 +183,7 @@ class SwirlTrainer(CheckpointedTrainer):
             state = read_state(resume)
             step = int(state["step"])
             self.annotations = state.get("annotations")
-            if c.beta and (resume / "ref").is_dir():
+            if (c.beta or c.idm_beta) and (resume / "ref").is_dir():
                 self._load_refs(pair, resume / "ref")
             if pair.shared and (resume / JUDGE_FILE).is_file():
                 self.judge = copy.deepcopy(pair.fwm).eval().requires_grad_(False)
@@ -221,10 +240,12 @@ class SwirlTrainer(CheckpointedTrainer):
 
         The first snapshot is a copy; later ones overwrite it in place (no new allocation every iteration).
         """
-        if not self.config.beta:
+        if not self.config.beta and not self.config.idm_beta:
             self.refs = {}
             return
         self.refs = getattr(self, "refs", {})
+        if self.config.kl_reference == "init" and self.refs:
+            return  # the reference stays the initial model for the whole run
         for key in self.optimizers:
             model = pair.models["fwm" if key == "shared" else key]
             if key in self.refs:
@@ -262,12 +283,14 @@ class SwirlTrainer(CheckpointedTrainer):
 
     @contextlib.contextmanager
     def _judged_by(self, pair: WorldModelPair, role: str):
-        """Score with the phase's frozen judge in `role` (a no-op for separate weights)."""
-        if self.judge is None:
+        """Score with the phase's frozen judge in `role`: the initial model (judge=init), the snapshot of a
+        shared model, or (separate weights) the other model itself, which this phase does not train."""
+        frozen = self.initial.models[role] if self.config.judge == "init" else self.judge
+        if frozen is None:
             yield
             return
         models = pair.models
-        pair.models = {**models, role: self.judge}
+        pair.models = {**models, role: frozen}
         try:
             yield
         finally:
@@ -360,6 +383,25 @@ class SwirlTrainer(CheckpointedTrainer):
         """One GRPO step (or `updates_per_batch` of them) on `role` from a sampled, scored group batch."""
         c = self.config
         rewards = raw_rewards.float().clamp(min=c.reward_min)
+        grouped = rewards.view(-1, group)
+        spread = grouped.max(1).values - grouped.min(1).values
+        summary = {"reward/mean": rewards.mean().item(),
+                   "reward/std": rewards.std().item() if len(rewards) > 1 else 0.0,
+                   "reward/raw_mean": raw_rewards.float().mean().item(),
+                   "frac_reward_zero_std": (grouped.std(1) < 1e-6).float().mean().item() if group > 1 else 1.0,
+                   # groups whose rewards barely differ give (almost) no gradient: count them
+                   "reward/group_spread": spread.mean().item(), "groups_flat": int((spread < c.flat_spread).sum()),
+                   "completion_length": float(np.mean([len(x) for x in completions]))}
+        if c.drop_flat_groups and distributed.world_size() == 1:  # dynamic sampling, without refilling
+            keep = (spread >= c.flat_spread).tolist()
+            if not any(keep):
+                key = "shared" if pair.shared else role
+                return {**summary, "groups_used": 0, "lr": self.schedulers[key].get_last_lr()[0]}
+            rows = [i for i in range(len(completions)) if keep[i // group]]
+            prompts, completions = [prompts[i] for i in rows], [completions[i] for i in rows]
+            rewards, summary["groups_used"] = rewards[rows], sum(keep)
+        beta = c.idm_beta if role == "idm" and c.idm_beta is not None else c.beta
+        clip = c.idm_max_grad_norm if role == "idm" and c.idm_max_grad_norm is not None else None
         if c.advantage_scale == "batch" and distributed.world_size() > 1:  # the batch std spans all processes
             start = distributed.rank() * len(rewards)
             advantages = group_advantages(distributed.gather(rewards), group, "batch")[start:start + len(rewards)]
@@ -371,7 +413,7 @@ class SwirlTrainer(CheckpointedTrainer):
         device = pair.device
         # Right after a KL snapshot the reference still is the policy, and before the first update the policy
         # is the sampler: their log-probs are then the first training forward's, detached (a forward saved).
-        ref = self.refs.get(key) if c.beta else None
+        ref = self.refs.get(key) if beta else None
         ref_is_policy = ref is not None and same_policy(ref, model)
         old_is_first = c.updates_per_batch > 1 and deterministic(model)
         with torch.no_grad():
@@ -389,20 +431,12 @@ class SwirlTrainer(CheckpointedTrainer):
                 ref_logp = logp.detach() if ref_is_policy else ref_logp
                 old_logp = logp.detach() if old_is_first else old_logp
             loss, figures = grpo_loss(logp, old_logp, ref_logp, advantages.to(device), mask, loss_type=loss_type,
-                                      beta=c.beta, epsilon_low=c.epsilon_low, epsilon_high=c.epsilon_high,
+                                      beta=beta, epsilon_low=c.epsilon_low, epsilon_high=c.epsilon_high,
                                       **normalisers)
             loss.backward()
-            grad_norm = self.step_optimizer(key, model)
+            grad_norm = self.step_optimizer(key, model, max_grad_norm=clip)
             logs = {"loss": loss.item(), "grad_norm": grad_norm, **{k: float(v) for k, v in figures.items()}}
-        grouped = rewards.view(-1, group)
-        spread = grouped.max(1).values - grouped.min(1).values
-        lengths = torch.tensor([len(x) for x in completions], dtype=torch.float)
-        return {"reward/mean": rewards.mean().item(), "reward/std": rewards.std().item() if len(rewards) > 1 else 0.0,
-                "reward/raw_mean": raw_rewards.float().mean().item(),
-                "frac_reward_zero_std": (grouped.std(1) < 1e-6).float().mean().item() if group > 1 else 1.0,
-                # groups whose rewards barely differ give (almost) no gradient: count them
-                "reward/group_spread": spread.mean().item(), "groups_flat": int((spread < c.flat_spread).sum()),
-                "completion_length": lengths.mean().item(), "lr": self.schedulers[key].get_last_lr()[0], **logs}
+        return {**summary, "lr": self.schedulers[key].get_last_lr()[0], **logs}
 
 
     def _loss_normalisers(self, completions: list[list[int]]) -> tuple[str, dict[str, Any]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -80,8 +81,9 @@ class CheckpointedTrainer:
 
     # ------------------------------------------------------------------ optimisation
 
-    def make_optimizers(self, pair, roles: tuple[str, ...], total_steps: int) -> None:
-        """One AdamW (and LR schedule) per distinct set of weights among `roles`."""
+    def make_optimizers(self, pair, roles: tuple[str, ...], total_steps: int | dict[str, int]) -> None:
+        """One AdamW (and LR schedule) per distinct set of weights among `roles`; `total_steps` is the number of
+        optimiser steps each will take (one number, or per key: "fwm", "idm", "shared")."""
         c = self.config
         self.optimizers, self.schedulers = {}, {}
         for key, model in pair.unique_models().items():
@@ -91,7 +93,8 @@ class CheckpointedTrainer:
             optimizer = torch.optim.AdamW(trainable, lr=c.learning_rate, betas=(c.adam_beta1, c.adam_beta2),
                                           weight_decay=c.weight_decay)
             self.optimizers[key] = optimizer
-            self.schedulers[key] = torch.optim.lr_scheduler.LambdaLR(optimizer, self._lr_lambda(total_steps))
+            steps = total_steps[key] if isinstance(total_steps, dict) else total_steps
+            self.schedulers[key] = torch.optim.lr_scheduler.LambdaLR(optimizer, self._lr_lambda(steps))
 
     def _lr_lambda(self, total_steps: int):
         warmup, kind = self.config.warmup_steps, self.config.lr_scheduler
@@ -101,13 +104,16 @@ class CheckpointedTrainer:
                 return (step + 1) / warmup
             if kind == "linear":
                 return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+            if kind == "cosine":
+                done = (step - warmup) / max(1, total_steps - warmup)
+                return 0.5 * (1.0 + math.cos(math.pi * min(1.0, done)))
             return 1.0
 
         return factor
 
-    def step_optimizer(self, key: str, model: torch.nn.Module) -> float:
-        grad_norm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad],
-                                                   self.config.max_grad_norm)
+    def step_optimizer(self, key: str, model: torch.nn.Module, max_grad_norm: float | None = None) -> float:
+        clip = self.config.max_grad_norm if max_grad_norm is None else max_grad_norm
+        grad_norm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], clip)
         self.optimizers[key].step()
         self.schedulers[key].step()
         self.optimizers[key].zero_grad(set_to_none=True)

@@ -192,3 +192,41 @@ def test_progress_on_held_out_pairs_by_the_frozen_initial_models(tmp_path, warm)
     again = fixed_judge_rewards(initial, initial, [x for x, _ in chosen], [y for _, y in chosen], config=config,
                                 seed=config.seed)
     assert again["phase1_reward"] == pytest.approx(measured[0]["progress/phase1_reward"])
+
+
+def test_public_code_protocol_options(tmp_path, warm, monkeypatch):
+    # judge=init and kl_reference=init: the initial (SFT) models judge every phase and anchor the KL for the
+    # whole run; Phase II has its own beta and clipping; one pass over the data per phase; cosine decay.
+    initial = {role: torch.cat([p.flatten() for p in WorldModelPair.load(warm).models[role].parameters()])
+               for role in ("fwm", "idm")}
+    judged: list[tuple[str, bool]] = []
+    scorers = {"idm": WorldModelPair.score_actions, "fwm": WorldModelPair.score_next_states}
+
+    def spy(role):
+        def score(self, *args, **kwargs):
+            params = torch.cat([p.detach().flatten() for p in self.models[role].parameters()])
+            judged.append((len(args[0]), torch.equal(params, initial[role])))
+            return scorers[role](self, *args, **kwargs)
+        return score
+
+    monkeypatch.setattr(WorldModelPair, "score_actions", spy("idm"))
+    monkeypatch.setattr(WorldModelPair, "score_next_states", spy("fwm"))
+    config = apply_overrides(SwirlConfig(), [*RL, "judge=init", "kl_reference=init", "idm_beta=0",
+                                             "idm_max_grad_norm=0.1", "steps_per_phase=0", "lr_scheduler=cosine"])
+    SwirlTrainer(config).train(ball_world(8, labelled=False), tmp_path / "r", init=warm)
+    log = read_metrics(tmp_path / "r")
+    assert len(log) == 2 * 2 * 4  # 2 iterations x 2 phases x ceil(8 pairs / batch 2)
+    rewards = [ok for rows, ok in judged if rows > 2]  # group rows; logp_truth scores the batch with the FWM itself
+    assert rewards and all(rewards)  # every reward came from an initial model, though both models trained
+    phase1 = [r for r in log if r["phase"] == "phase1-fwm"]
+    assert phase1[4]["kl"] > 0  # iteration 2 starts away from the initial reference: it was not reset
+    assert all(r.get("kl", 0.0) == 0.0 for r in log if r["phase"] == "phase2-idm")  # idm_beta=0
+    assert log[-1]["lr"] < log[0]["lr"] / 10
+
+
+def test_flat_groups_can_be_left_out_of_the_update(tmp_path, warm):
+    config = apply_overrides(SwirlConfig(), [*RL, "iterations=1", "drop_flat_groups=true", "flat_spread=0.05"])
+    SwirlTrainer(config).train(ball_world(8, labelled=False), tmp_path / "r", init=warm)
+    for row in read_metrics(tmp_path / "r"):
+        assert row["groups_used"] == 2 - row["groups_flat"]
+        assert ("loss" in row) == (row["groups_used"] > 0)  # no group with signal: no update at all

@@ -97,9 +97,9 @@ def _fixed_update(out: str, overrides: list[str]) -> None:
     grads: list[dict[str, torch.Tensor]] = []
     step = trainer.step_optimizer
 
-    def record_then_step(key, model):  # the gradient DDP averaged, before AdamW (which hides its scale)
+    def record_then_step(key, model, **options):  # the gradient DDP averaged, before AdamW (which hides its scale)
         grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
-        return step(key, model)
+        return step(key, model, **options)
 
     trainer.step_optimizer = record_then_step
     for _ in range(2):
