@@ -287,6 +287,8 @@ METRICS: dict[str, MetricSpec] = {m.name: m for m in [
     MetricSpec("idm/exact_match", "mean", "action equal after stripping surrounding whitespace", "0-1"),
     MetricSpec("idm/token_f1", "mean", "word F1 of predicted vs true action (content words: no punctuation, "
                "no top-level JSON keys)", "0-1"),
+    MetricSpec("idm/action_valid", "mean", "executing the predicted action from x in the simulator gives y "
+               "(simulators only: several actions can be right)", "0-1"),
     MetricSpec("idm/name_exact", "mean", "tool name matches (samples whose true action is a tool call)", "0-1"),
     MetricSpec("idm/args_f1", "mean", "F1 of (argument, value) pairs (samples whose true action is a tool call)", "0-1"),
     MetricSpec("idm/call_exact", "mean", "name and all arguments match (samples whose true action is a tool call)", "0-1"),

@@ -160,8 +160,8 @@ def _batches(items: Sequence[int], size: int) -> Iterator[list[int]]:
         yield list(items[start:start + size])
 
 
-def sample_record(method: str, index: int, t: Transition, fwm_pred: str | None,
-                  idm_pred: str | None) -> dict[str, Any]:
+def sample_record(method: str, index: int, t: Transition, fwm_pred: str | None, idm_pred: str | None,
+                  execute: Callable[[Transition, str], Any] | None = None) -> dict[str, Any]:
     """One samples.jsonl line: ids, and per model its prediction, the truth and per-sample scores."""
     record: dict[str, Any] = {"method": method, "index": index, "episode_id": t.episode_id, "step": t.step,
                               "fwm": None, "idm": None}
@@ -171,6 +171,8 @@ def sample_record(method: str, index: int, t: Transition, fwm_pred: str | None,
     if idm_pred is not None:
         record["idm"] = {"prediction": idm_pred, "truth": t.action,
                          "scores": metrics.idm_sample_scores(idm_pred, t.action)}
+        if execute is not None:  # several actions can lead to y: the simulator says whether this one does
+            record["idm"]["scores"]["idm/action_valid"] = float(execute(t, idm_pred) == t.next_state)
     return record
 
 
@@ -181,7 +183,8 @@ def _check_texts(values: Any, expected: int, method: str, what: str) -> list[str
     return values
 
 
-def _evaluate_batch(entry: ModelEntry, batch: list[int], data: list[Transition], config: RunConfig) -> list[dict]:
+def _evaluate_batch(entry: ModelEntry, batch: list[int], data: list[Transition], config: RunConfig,
+                    execute: Callable[[Transition, str], Any] | None = None) -> list[dict]:
     options = {"num_samples": 1, "temperature": config.temperature, "top_p": config.top_p,
                "max_new_tokens": config.max_new_tokens, "batch_size": config.batch_size}
     # Z is needed as FWM input and as IDM truth: transitions without an action are not scored.
@@ -195,7 +198,7 @@ def _evaluate_batch(entry: ModelEntry, batch: list[int], data: list[Transition],
         fwm = dict(zip(labelled, _check_texts(out, len(labelled), entry.method, "predict_next_states"), strict=True))
         out = entry.predictor.predict_actions(states, [data[i].next_state for i in labelled], **options)
         idm = dict(zip(labelled, _check_texts(out, len(labelled), entry.method, "predict_actions"), strict=True))
-    return [sample_record(entry.method, i, data[i], fwm.get(i), idm.get(i)) for i in batch]
+    return [sample_record(entry.method, i, data[i], fwm.get(i), idm.get(i), execute) for i in batch]
 
 
 # ------------------------------------------------------------------ image benchmarks
@@ -415,7 +418,7 @@ def evaluate(bench: Benchmark, entries: Sequence[ModelEntry], config: RunConfig,
                 progress(entry.method, finished, len(data))
             for batch in _batches(pending, config.batch_size):
                 records = (_evaluate_image_batch(entry, batch, data, config, out, scorers) if image
-                           else _evaluate_batch(entry, batch, data, config))
+                           else _evaluate_batch(entry, batch, data, config, getattr(bench, "execute", None)))
                 handle.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
                 handle.flush()
                 os.fsync(handle.fileno())

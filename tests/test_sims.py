@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import re
@@ -371,3 +372,27 @@ def test_tool_difficulty_changes_the_apis():
 
     assert len(listed("easy")) == 5 and len(listed("hard")) == 9
     assert len({tools.API_OF[f] for f in listed("easy")}) == 5
+
+
+@pytest.mark.parametrize("name", ["textphysics", "textweb", "toolsim"])
+def test_execute_replays_the_world_with_another_action(name):
+    from swirl_envs.registry import make_benchmark
+
+    bench = make_benchmark(name, labelled=True)
+    data = list(bench.transitions("test", limit=40))
+    assert all(bench.execute(t, t.action) == t.next_state for t in data)  # the recorded action: y itself
+    # another transition's action (usually) leads elsewhere; an action outside the grammar is a no-op
+    moved = sum(bench.execute(t, o.action) != t.next_state for t, o in zip(data, data[1:], strict=False) if o.action != t.action)
+    assert moved > 0
+    assert all(isinstance(bench.execute(t, "not an action"), str) for t in data[:5])
+    with pytest.raises(SwirlError, match="episode id"):
+        bench.execute(dataclasses.replace(data[0], episode_id="elsewhere"), data[0].action)
+
+
+def test_report_card_scores_action_validity_on_simulators(tmp_path):
+    from evals import cli
+
+    assert cli.main(["run", "--bench", "textphysics", "--model", "tiny", "--limit", "4", "--max-new-tokens", "6",
+                     "--output", str(tmp_path / "run"), "--quiet", "--threads", "1"]) == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["methods"]["base"]["metrics"]["idm/action_valid"]["n"] == 4

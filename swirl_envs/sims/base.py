@@ -40,8 +40,21 @@ class Simulator(Benchmark):
         self.difficulty, self.episode_length, self.options = difficulty, episode_length, options
 
     @abstractmethod
-    def episode(self, rng: random.Random, episode_id: str) -> list[Transition]:
-        """One multi-step episode, every next state computed by the simulator's rules."""
+    def episode(self, rng: random.Random, episode_id: str,
+                override: tuple[int, str] | None = None) -> list[Transition]:
+        """One multi-step episode, every next state computed by the simulator's rules. With `override` =
+        (step, action), that step takes `action` instead of the sampled one and the episode ends there."""
+
+    def execute(self, transition: Transition, action: str) -> str:
+        """The next state the rules give when `action` is taken in `transition`'s state (the same world, the
+        same draws): an IDM's action is right when this is `transition.next_state`, even if it differs from
+        the recorded action. An action the simulator cannot read changes nothing, as an invalid one does."""
+        split, _, index = str(transition.episode_id).rpartition("-")
+        if split not in self.splits or not index.isdigit():
+            raise SwirlError(f"{self.name}: episode id {transition.episode_id!r} is not one of this simulator's")
+        episode = self.episode(split_rng(self.name, split, int(index)), transition.episode_id,
+                               override=(transition.step, action))
+        return episode[-1].next_state
 
     def _load(self, split: str) -> Iterator[Transition]:
         indices = itertools.count() if split in self.unbounded_splits else range(self.eval_episodes[split])

@@ -187,16 +187,24 @@ class TextPhysics(Simulator):
     primary_metric: ClassVar[str] = "fwm/bleu"
     action_meta_keys: ClassVar[tuple[str, ...]] = ("type", "block", "direction", "strength", "target", "mass", "valid")
 
-    def episode(self, rng: random.Random, episode_id: str) -> list[Transition]:
+    def episode(self, rng: random.Random, episode_id: str,
+                override: tuple[int, str] | None = None) -> list[Transition]:
         level = LEVELS[self.difficulty]
         world = new_world(rng, level)
         state, out = render(world), []
         for step in range(self.episode_length):
             action, meta = sample_action(rng, world, level)
-            valid = act(world, action)
+            if override is not None and step == override[0]:
+                action = override[1]
+            try:
+                valid = act(world, action)
+            except (IndexError, ValueError):  # not an action of this simulator's grammar: nothing happens
+                valid = False
             tick(world)
             next_state = render(world)
             meta.update(world.events, valid=valid, difficulty=self.difficulty, tick=world.tick)
             out.append(Transition(state, next_state, action, episode_id, step, meta))
+            if override is not None and step == override[0]:
+                break
             state = next_state
         return out

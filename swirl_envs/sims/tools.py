@@ -241,6 +241,15 @@ def respond(world: World, call: str) -> dict:
     return answer(world, parsed["name"], parsed.get("arguments", {}))
 
 
+def called_name(call: str) -> str:
+    """The function a call string names ('' when it names none)."""
+    try:
+        name = json.loads(call).get("name", "")
+    except (ValueError, AttributeError):
+        return ""
+    return name if isinstance(name, str) else ""
+
+
 def answer(world: World, name: str, args: dict[str, Any]) -> dict:
     """`respond` for an already parsed call."""
     try:
@@ -351,7 +360,8 @@ class ToolSim(Simulator):
     primary_metric: ClassVar[str] = "fwm/bleu"
     action_meta_keys: ClassVar[tuple[str, ...]] = ("tool", "api", "flaw", "ok", "error")
 
-    def episode(self, rng: random.Random, episode_id: str) -> list[Transition]:
+    def episode(self, rng: random.Random, episode_id: str,
+                override: tuple[int, str] | None = None) -> list[Transition]:
         level = LEVELS[self.difficulty]
         world = new_world(rng, level)
         focus = {"city": rng.choice(list(world.weather)), "currency": rng.choice(list(world.rates)[1:]),
@@ -363,7 +373,11 @@ class ToolSim(Simulator):
         for t in range(self.episode_length):
             name, args, meta = sample_call(rng, world, level, focus)
             call = canonical_call(name, args)  # the hidden action; `answer` is `respond` without the parse
-            response = answer(world, name, args)
+            if override is not None and t == override[0]:
+                call, response = override[1], respond(world, override[1])
+                meta["tool"] = called_name(call)  # a call that changed the world changes the facts shown
+            else:
+                response = answer(world, name, args)
             error = response.get("error")
             if error is None and meta["tool"] in MUTATING:
                 known = facts(world)
@@ -371,5 +385,7 @@ class ToolSim(Simulator):
             meta.update(difficulty=self.difficulty, ok=error is None, error=error["code"] if error else None)
             next_state = static + known + responses
             out.append(Transition(current, next_state, call, episode_id, t, meta))
+            if override is not None and t == override[0]:
+                break
             current = next_state
         return out

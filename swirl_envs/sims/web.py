@@ -314,19 +314,27 @@ class TextWeb(Simulator):
             els.append(("text", f"Sponsored: {rng.choice(site.products).name}", None, None))
         return render(url, title, els, page.fields), els
 
-    def episode(self, rng: random.Random, episode_id: str) -> list[Transition]:
+    def episode(self, rng: random.Random, episode_id: str,
+                override: tuple[int, str] | None = None) -> list[Transition]:
         level = LEVELS[self.difficulty]
         site, page, history = generate(rng, level), Page("home"), []
         state, els = self.observe(rng, site, page)
         out = []
         for t in range(self.episode_length):
             action, kind, index = sample_action(rng, site, page, history, els, level)
+            if override is not None and t == override[0]:
+                action = override[1]
             role, label = els[index - 1][:2] if index else (None, None)
             meta = {"difficulty": self.difficulty, "action_type": kind, "element": index or None, "role": role,
                     "label": label, "page": page.kind}
-            page, applied = step(site, page, history, els, action)
+            try:
+                page, applied = step(site, page, history, els, action)
+            except (ValueError, IndexError, KeyError):  # not an action of this site's grammar: nothing happens
+                applied = False
             next_state, els = self.observe(rng, site, page)
             meta.update(valid=applied, next_page=page.kind, cart_items=sum(site.cart.values()))
             out.append(Transition(state, next_state, action, episode_id, t, meta))
+            if override is not None and t == override[0]:
+                break
             state = next_state
         return out
