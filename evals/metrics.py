@@ -236,12 +236,29 @@ def sentence_chrf(prediction: str, truth: str) -> float:
     return float(_chrf().sentence_score(prediction, [truth]).score)
 
 
-def fwm_sample_scores(prediction: str, truth: str) -> dict[str, float | None]:
-    """Per-sample FWM scores; corpus metrics appear as their sentence-level versions."""
+def new_lines(text: str, state: str) -> str:
+    """The lines of `text` that `state` does not have (as a multiset, in order): what a next state changed.
+    Most of a next state is copied from the state; metrics on the whole text mostly measure that copy."""
+    left = Counter(line.strip() for line in state.splitlines())
+    kept = []
+    for line in text.splitlines():
+        if left[line.strip()] > 0:
+            left[line.strip()] -= 1
+        else:
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def fwm_sample_scores(prediction: str, truth: str, state: str | None = None) -> dict[str, float | None]:
+    """Per-sample FWM scores; corpus metrics appear as their sentence-level versions. With the text
+    `state`, also the F1 of the changed lines (`new_lines` of prediction and truth, as multisets)."""
     scores: dict[str, float | None] = {
         "fwm/bleu": sentence_bleu(prediction, truth), "fwm/chrf": sentence_chrf(prediction, truth),
         "fwm/rougeL": rouge_l(prediction, truth), "fwm/exact_match": exact_match(prediction, truth),
-        "fwm/json_valid": None, "fwm/json_key_f1": None, "fwm/json_kv_f1": None}
+        "fwm/json_valid": None, "fwm/json_key_f1": None, "fwm/json_kv_f1": None, "fwm/delta_line_f1": None}
+    if state is not None:
+        changed = [new_lines(text, state).splitlines() for text in (prediction, truth)]
+        scores["fwm/delta_line_f1"] = multiset_f1([s.strip() for s in changed[0]], [s.strip() for s in changed[1]])
     truth_ok, truth_value = parse_json(truth)
     if truth_ok:
         pred_ok, pred_value = parse_json(prediction)
@@ -274,11 +291,16 @@ class MetricSpec:
     description: str
     scale: str  # "0-100" | "0-1" | "dB" | "cosine"
     higher_is_better: bool = True  # False for error metrics (fwm/l1, fwm/l2): `check` then regresses upwards
+    texts: tuple[str, str] = ("prediction", "truth")  # corpus metrics: the record fields they compare
 
 
 METRICS: dict[str, MetricSpec] = {m.name: m for m in [
     MetricSpec("fwm/bleu", "corpus", "corpus BLEU (sacrebleu, 13a tokenizer) of predicted vs true next state", "0-100"),
     MetricSpec("fwm/chrf", "corpus", "corpus chrF (sacrebleu) of predicted vs true next state", "0-100"),
+    MetricSpec("fwm/delta_bleu", "corpus", "corpus BLEU of the changed lines only (lines of the next state not in "
+               "the state), predicted vs true", "0-100", texts=("delta_prediction", "delta_truth")),
+    MetricSpec("fwm/delta_line_f1", "mean", "F1 of the changed lines (lines of the next state not in the state)",
+               "0-1"),
     MetricSpec("fwm/rougeL", "mean", "ROUGE-L F-measure (rouge-score), mean over samples", "0-100"),
     MetricSpec("fwm/exact_match", "mean", "next state equal after stripping surrounding whitespace", "0-1"),
     MetricSpec("fwm/json_valid", "mean", "prediction parses as JSON (samples whose truth is JSON)", "0-1"),
@@ -333,7 +355,8 @@ def corpus_chrf(predictions: Sequence[str], truths: Sequence[str], *, seed: int 
     return _corpus(_chrf(), predictions, truths, seed, n_boot)
 
 
-CORPUS: dict[str, Callable[..., dict[str, Any]]] = {"fwm/bleu": corpus_bleu, "fwm/chrf": corpus_chrf}
+CORPUS: dict[str, Callable[..., dict[str, Any]]] = {"fwm/bleu": corpus_bleu, "fwm/chrf": corpus_chrf,
+                                                    "fwm/delta_bleu": corpus_bleu}
 
 
 def aggregate(samples: Sequence[Mapping[str, Any]], *, seed: int = 0,
@@ -348,7 +371,9 @@ def aggregate(samples: Sequence[Mapping[str, Any]], *, seed: int = 0,
         role = name.split("/", 1)[0]
         parts = [s[role] for s in samples if s.get(role) is not None]
         if spec.kind == "corpus":
-            result = CORPUS[name]([p["prediction"] for p in parts], [p["truth"] for p in parts], seed=seed,
+            pred_key, truth_key = spec.texts
+            parts = [p for p in parts if pred_key in p and truth_key in p]
+            result = CORPUS[name]([p[pred_key] for p in parts], [p[truth_key] for p in parts], seed=seed,
                                   n_boot=n_boot)
         else:
             result = mean_stderr([p["scores"][name] for p in parts if p["scores"].get(name) is not None])

@@ -166,8 +166,12 @@ def sample_record(method: str, index: int, t: Transition, fwm_pred: str | None, 
     record: dict[str, Any] = {"method": method, "index": index, "episode_id": t.episode_id, "step": t.step,
                               "fwm": None, "idm": None}
     if fwm_pred is not None:
+        state = t.state if isinstance(t.state, str) else None
         record["fwm"] = {"input_action": t.action, "prediction": fwm_pred, "truth": t.next_state,
-                         "scores": metrics.fwm_sample_scores(fwm_pred, t.next_state)}
+                         "scores": metrics.fwm_sample_scores(fwm_pred, t.next_state, state)}
+        if state is not None:  # what changed, for the corpus metric on changed lines
+            record["fwm"]["delta_prediction"] = metrics.new_lines(fwm_pred, state)
+            record["fwm"]["delta_truth"] = metrics.new_lines(t.next_state, state)
     if idm_pred is not None:
         record["idm"] = {"prediction": idm_pred, "truth": t.action,
                          "scores": metrics.idm_sample_scores(idm_pred, t.action)}

@@ -14,10 +14,9 @@ from evals.experiments import EnvSetup, aggregate, base_method, make_split, mean
 TOY = EnvSetup("textphysics", {"difficulty": "easy"}, labelled=15, unlabelled=25, test=6, horizon=2,
                horizon_episodes=3, tiny={"vocab_size": 300, "hidden_size": 32, "intermediate_size": 64,
                                          "num_hidden_layers": 1, "num_attention_heads": 2},
-               max_length=160, max_target_tokens=64, warmup_epochs=1, sft={"epochs": 1, "batch_size": 8},
+               max_length=160, max_target_tokens=24, warmup_epochs=1, sft={"epochs": 1, "batch_size": 8},
                swirl={"iterations": 1, "steps_per_phase": 1, "batch_size": 2, "fwm_group_size": 2,
-                      "idm_group_size": 2, "learning_rate": 1e-4, "fwm_max_new_tokens": 24,
-                      "idm_max_new_tokens": 8})
+                      "idm_group_size": 2, "learning_rate": 1e-4})
 
 
 def test_split_is_whole_episodes_and_hides_u_actions():

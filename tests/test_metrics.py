@@ -153,3 +153,19 @@ def test_aggregate_counts_only_applicable_samples():
     assert out["idm/exact_match"]["n"] == 1
     assert "idm/name_exact" not in out  # no tool-call truths: the metric is left out
     assert set(out) <= set(metrics.METRICS)
+
+
+def test_changed_lines_metrics_ignore_what_is_copied_from_the_state():
+    state = "tick 0\nblock A: x=1.0 v=0.0\nblock B: x=5.0 v=0.0"
+    truth = "tick 1\nblock A: x=1.5 v=0.5\nblock B: x=5.0 v=0.0"
+    copy = metrics.fwm_sample_scores(state, truth, state)  # predicting "nothing changes"
+    assert copy["fwm/delta_line_f1"] == 0.0 and copy["fwm/bleu"] > 30  # whole-text BLEU rewards the copy
+    right = metrics.fwm_sample_scores(truth, truth, state)
+    assert right["fwm/delta_line_f1"] == 1.0
+    assert metrics.new_lines(truth, state) == "tick 1\nblock A: x=1.5 v=0.5"
+    records = [{"fwm": {"prediction": p, "truth": truth, "delta_prediction": metrics.new_lines(p, state),
+                        "delta_truth": metrics.new_lines(truth, state),
+                        "scores": metrics.fwm_sample_scores(p, truth, state)}} for p in (state, truth)]
+    found = metrics.aggregate(records, n_boot=10)
+    assert found["fwm/delta_line_f1"]["value"] == 0.5 and found["fwm/delta_bleu"]["n"] == 2
+    assert found["fwm/delta_bleu"]["value"] < found["fwm/bleu"]["value"]
