@@ -311,13 +311,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .models import require_core
+    from swirl_core.config import apply_overrides
+    from swirl_core.registry import get_trainer
 
-    core = require_core()
-    trainer_class = core.get_trainer(args.method)
-    config = core.apply_overrides(trainer_class.config_class(), args.set)
+    trainer_class = get_trainer(args.method)
+    config = apply_overrides(trainer_class.config_class(), args.set)
     if args.seed is not None:
-        config = core.apply_overrides(config, {"seed": args.seed})
+        config = apply_overrides(config, {"seed": args.seed})
     labelled = getattr(trainer_class, "needs_actions", args.method in ("sft", "sft-oracle"))
     bench = _benchmark(args.bench, args.data_dir, labelled=labelled)
     bench.check_split(args.split)
@@ -351,14 +351,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from .models import require_core, resolve_checkpoint
+    from swirl_core.models import WorldModelPair
+
+    from .models import resolve_checkpoint
 
     source = resolve_checkpoint(args.pair)
     if not (source / "pair.json").is_file():
         raise UsageError(f"{args.pair}: not a model pair (pair.json) or a training run (final/, checkpoint-N/)")
     if Path(args.output).resolve() == source.resolve():
         raise UsageError("--output must differ from the pair it merges")
-    pair = require_core().WorldModelPair.load(source)
+    pair = WorldModelPair.load(source)
     if not pair.has_adapters:
         raise UsageError(f"{source} has no adapters to merge (its weights are already full)")
     pair.save(args.output, merged=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from swirl_envs.errors import SwirlError
@@ -16,22 +15,6 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 PAIR_FILE = "pair.json"
 # Method order on a card: the reference row first, then the published methods.
 METHOD_ORDER = ("base", "sft", "bootstrap", "verify@8", "swirl-idm2fwm", "swirl", "swirl-shared", "sft-oracle")
-
-
-class NotAvailableError(SwirlError):
-    """A part of the suite this command needs is not installed or not written yet."""
-
-
-def require_core() -> Any:
-    """swirl_core's public names, imported from its submodules (so that a stale namespace install works too)."""
-    try:
-        from swirl_core.config import apply_overrides
-        from swirl_core.models import WorldModelPair, build_tiny_pair
-        from swirl_core.registry import get_trainer, trainer_names
-    except ImportError as exc:
-        raise NotAvailableError(f"swirl_core is not available ({exc}); loading and training models needs it") from None
-    return SimpleNamespace(apply_overrides=apply_overrides, WorldModelPair=WorldModelPair,
-                           build_tiny_pair=build_tiny_pair, get_trainer=get_trainer, trainer_names=trainer_names)
 
 
 def checkpoint_sha256(path: str | Path) -> str | None:
@@ -152,9 +135,10 @@ def verify_n(method: str) -> int | None:
 
 def load_pair_entry(method: str, spec: str, *, tiny_texts=None, seed: int = 0, device: str = "cpu") -> ModelEntry:
     """A ModelEntry for `spec`: `tiny` (a fresh tiny pair on the benchmark's text), a pair/run folder, or a hub id."""
-    core = require_core()
+    from swirl_core.models import WorldModelPair, build_tiny_pair
+
     if spec == "tiny":
-        pair = core.build_tiny_pair(list(tiny_texts() if callable(tiny_texts) else tiny_texts or []), seed=seed)
+        pair = build_tiny_pair(list(tiny_texts() if callable(tiny_texts) else tiny_texts or []), seed=seed)
         details = pair.describe()
         return ModelEntry(method, pair.to(device), "tiny", None, None, dict(details, seed=seed))
     path = Path(spec)
@@ -163,11 +147,11 @@ def load_pair_entry(method: str, spec: str, *, tiny_texts=None, seed: int = 0, d
         if not (folder / PAIR_FILE).is_file() and not (folder / "config.json").is_file():
             raise SwirlError(f"{spec}: neither a model pair (pair.json), a training run (final/, checkpoint-N/) "
                              "nor a Hugging Face model folder (config.json)")
-        pair = core.WorldModelPair.load(folder, device=device, merge=True)  # adapters folded in: faster decoding
+        pair = WorldModelPair.load(folder, device=device, merge=True)  # adapters folded in: faster decoding
         details = pair.describe()
         return ModelEntry(method, pair, _model_id(details), display_path(folder), checkpoint_sha256(folder), details)
     try:
-        pair = core.WorldModelPair.load(spec, device=device)
+        pair = WorldModelPair.load(spec, device=device)
     except OSError as exc:
         raise SwirlError(f"cannot load model {spec!r}: not a local path, and the hub could not provide it "
                          f"({str(exc).splitlines()[0]})") from None
@@ -201,10 +185,11 @@ def image_init_pair(transitions: list, config: Any, output: Path, *, codec_path:
     The codec is loaded from `codec_path` or fitted on the training images (patch 4, k-means); the tiny
     tokenizer is trained on the images' codec text and the actions, so that every code is about one token.
     """
-    core = require_core()
+    from swirl_core.models import WorldModelPair, build_tiny_pair
+
     folder = output / INIT_PAIR_DIR
     if (folder / PAIR_FILE).is_file():
-        pair = core.WorldModelPair.load(folder)
+        pair = WorldModelPair.load(folder)
         if pair.codec is None or not getattr(pair.codec, "fitted", True):
             raise SwirlError(f"{folder}: the saved initial pair has no fitted image codec; remove the folder")
         return folder, _fit_budget(pair, transitions, config, user_keys)
@@ -227,9 +212,9 @@ def image_init_pair(transitions: list, config: Any, output: Path, *, codec_path:
         # images at 3 tokens per code gives the tiny model enough positions (_fit_budget sets the real budget).
         options["max_length"] = max(config.max_length, 2 * (3 * codec.config.tokens_per_image + 16) + 64)
         tiny = {k: getattr(config.tiny, k) for k in config.tiny.__dataclass_fields__}
-        pair = core.build_tiny_pair(texts, shared=config.shared, seed=config.seed, codec=codec, **options, **tiny)
+        pair = build_tiny_pair(texts, shared=config.shared, seed=config.seed, codec=codec, **options, **tiny)
     else:
-        pair = core.WorldModelPair.load(config.model, config.idm_model, shared=config.shared, codec=codec, **options)
+        pair = WorldModelPair.load(config.model, config.idm_model, shared=config.shared, codec=codec, **options)
     config = _fit_budget(pair, transitions, config, user_keys)
     pair.max_length, pair.max_target_tokens = config.max_length, config.max_target_tokens
     pair.save(folder)
@@ -239,7 +224,8 @@ def image_init_pair(transitions: list, config: Any, output: Path, *, codec_path:
 def _fit_budget(pair: Any, transitions: list, config: Any, user_keys: set[str]) -> Any:
     """The trainer config with max_target_tokens >= one image's tokens and max_length >= two images plus an
     action: a cut image would teach the FWM truncated pictures and hide part of X from the IDM."""
-    core = require_core()
+    from swirl_core.config import apply_overrides
+
     sample = transitions[:20]
     image_tokens = max(len(pair.encode("fwm", pair.state_text(t.next_state))) + 1 for t in sample)  # + eos
     action_tokens = max((len(pair.encode("idm", t.action)) for t in sample if isinstance(t.action, str)), default=32)
@@ -257,4 +243,4 @@ def _fit_budget(pair: Any, transitions: list, config: Any, user_keys: set[str]) 
             raise SwirlError(f"--set {key}={getattr(config, key)} is too small for image states: "
                              f"needs at least {value} (one image is {image_tokens} tokens)")
         changes[key] = value
-    return core.apply_overrides(config, changes) if changes else config
+    return apply_overrides(config, changes) if changes else config

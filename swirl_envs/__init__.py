@@ -8,6 +8,8 @@ Importing this package registers the built-in Gymnasium ids (`swirl/<Name>-v<N>`
 imported only when a plugin's benchmark or env is asked for, or by `load_plugins()`.
 """
 
+from importlib import metadata as _metadata
+
 from .benchmark import Benchmark
 from .env import TransitionEnv, episodes_env
 from .errors import DataError, SwirlError, UnknownNameError
@@ -29,4 +31,7 @@ __all__ = [
     "benchmark_names", "discover_plugins", "episodes_env", "get_spec", "load_plugins", "make", "make_benchmark",
     "make_env", "register_benchmark",
 ]
-__version__ = "0.1.0"
+try:
+    __version__ = _metadata.version("swirl-suite")
+except _metadata.PackageNotFoundError:  # a source checkout that was never installed
+    __version__ = "0+unknown"
