@@ -209,7 +209,9 @@ class WorldModelPair:
         with quiet_transformers():
             for name, model in self.unique_models().items():
                 role = "fwm" if name == "shared" else name
-                model.save_pretrained(folder / name)
+                # adapters never resize the embeddings: peft need not ask the Hub whether the vocabulary changed
+                options = {"save_embedding_layers": False} if is_adapter(model) else {}
+                model.save_pretrained(folder / name, **options)
                 if not is_adapter(model):  # an adapter folder takes its tokenizer from the base
                     self.tokenizers[role].save_pretrained(folder / name)
                 elif self.bases.get(role) == "tiny":  # no preset or Hub id rebuilds it: keep the base here

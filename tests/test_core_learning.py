@@ -30,7 +30,7 @@ def test_swirl_phases_raise_their_rewards_on_textphysics(tmp_path):
     config = apply_overrides(SwirlConfig(), [
         *SHAPE, "iterations=1", f"steps_per_phase={steps}", f"save_steps={steps}", "batch_size=4",
         "fwm_group_size=8", "idm_group_size=8", "learning_rate=5e-4", "latent_action=annotate",
-        "annotate_min_logprob=-10", "idm_max_new_tokens=16", "sample_batch_size=64"])
+        "annotate_min_logprob=-10", "sample_batch_size=64"])
     final = SwirlTrainer(config).train(state_only, tmp_path / "swirl", init=warm)
 
     xs, ys = [t.state for t in state_only], [t.next_state for t in state_only]
