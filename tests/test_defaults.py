@@ -88,3 +88,21 @@ def test_loads_and_predicts(bench, method):
     z_hat = pair.predict_actions([t.state], [t.next_state], max_new_tokens=24)
     assert len(y_hat) == len(z_hat) == 1
     assert y_hat[0].strip() and z_hat[0].strip()
+
+
+OTHER = [(bench.name, method) for bench in sorted(ROOT.iterdir()) if bench.is_dir() and bench.name != BENCH
+         for method in default_checkpoints(bench.name)]
+
+
+@pytest.mark.parametrize("bench_name, method", OTHER)
+def test_other_benchmarks_defaults_match_their_manifest_and_load(bench_name, method):
+    from swirl_envs.registry import make_benchmark
+
+    manifest = default_manifest(bench_name, method)
+    assert verify(bench_name, method) == [] and manifest["bench"] == bench_name
+    bench = make_benchmark(bench_name, labelled=True)
+    limit = manifest["data"].get("limit")
+    assert manifest["data"]["data_hash"] == bench.data_hash("train", limit=limit)
+    pair = WorldModelPair.load(default_checkpoints(bench_name)[method])
+    t = next(bench.transitions("test"))
+    assert pair.predict_next_states([t.state], [t.action], max_new_tokens=8)[0].strip()
