@@ -52,7 +52,7 @@ def test_examples_show_the_last_lines_truth_and_predictions():
 
 def test_the_card_shows_flags_and_examples(tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["run", "--bench", "textphysics", "--model", "tiny", "--limit", "6", "--output", str(out),
+    args = ["run", "--bench", "textphysics", "--model", "tiny", "--methods", "base", "--limit", "6", "--output", str(out),
             "--max-new-tokens", "8", "--threads", "1"]
     assert cli.main(args) == 0
     report = json.loads((out / "report.json").read_text())

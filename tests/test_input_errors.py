@@ -79,7 +79,7 @@ def test_damaged_records_are_shown_and_strict_refuses(capsys, tmp_path):
     shutil.copytree(bundled_data_dir(), data)
     victim = sorted(data.rglob("G1_answer/*.json"))[0]
     victim.write_text(victim.read_text()[:200])
-    base = ["run", "--bench", "stabletoolbench", "--data-dir", str(data), "--model", "tiny", "--limit", "2",
+    base = ["run", "--bench", "stabletoolbench", "--data-dir", str(data), "--model", "tiny", "--methods", "base", "--limit", "2",
             "--max-new-tokens", "4", "--threads", "1"]
     line = one_line_error(capsys, [*base, "--strict"], "damaged record(s)")
     assert "(0 bytes)" in line or victim.name in line

@@ -392,7 +392,7 @@ def test_execute_replays_the_world_with_another_action(name):
 def test_report_card_scores_action_validity_on_simulators(tmp_path):
     from evals import cli
 
-    assert cli.main(["run", "--bench", "textphysics", "--model", "tiny", "--limit", "4", "--max-new-tokens", "6",
+    assert cli.main(["run", "--bench", "textphysics", "--model", "tiny", "--methods", "base", "--limit", "4", "--max-new-tokens", "6",
                      "--output", str(tmp_path / "run"), "--quiet", "--threads", "1"]) == 0
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["methods"]["base"]["metrics"]["idm/action_valid"]["n"] == 4
