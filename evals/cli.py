@@ -49,7 +49,14 @@ class UsageError(SwirlError):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, with a usage error as one line (`--help` still shows the usage)."""
+    """argparse, with a usage error as one line (`--help` still shows the usage), and help text that may end
+    with `help_tail()`: built only when help is shown (listing config fields imports torch, ~4 s)."""
+
+    help_tail: Any = None
+
+    def format_help(self) -> str:
+        text = super().format_help()
+        return f"{text}\n{self.help_tail()}" if self.help_tail is not None else text
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
@@ -573,8 +580,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--set learning_rate=3e-4\n"
             "  swirl-eval train --bench stabletoolbench --method sft --set model=Qwen/Qwen2.5-0.5B-Instruct\n"
             "\nsft sees action-labelled transitions; every other method trains on state-only transitions.\n"
-            "Rerunning the same command resumes from the last checkpoint in --output.\n\n"
-            + _trainer_fields_help())
+            "Rerunning the same command resumes from the last checkpoint in --output.\n")
+    p.help_tail = _trainer_fields_help
     p.add_argument("--bench", required=True, help="benchmark name")
     p.add_argument("--method", required=True, help="trainer name (see `swirl-eval list`)")
     p.add_argument("--init", default=None, help="start from this pair folder or run (e.g. an SFT checkpoint)")
