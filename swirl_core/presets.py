@@ -15,7 +15,6 @@ The cache lives in `$SWIRL_CACHE`, else `$XDG_CACHE_HOME/swirl`, else `~/.cache/
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import json
 import os
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from swirl_envs.errors import SwirlError
-from swirl_envs.fileio import atomic_directory, write_atomic
+from swirl_envs.fileio import atomic_directory, file_sha256, write_atomic
 
 CACHE_ENV = "SWIRL_CACHE"
 SOURCE_FILE = "swirl_source.json"  # written last into a converted folder: what it was made from
@@ -71,14 +70,6 @@ def cache_dir() -> Path:
 
 def preset_names() -> list[str]:
     return ["tiny", *PRESETS]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fingerprint_sha256(path: Path) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from swirl_envs.errors import SwirlError
+from swirl_envs.fileio import file_sha256
 
 ROOT = Path(__file__).resolve().parent
 MANIFEST = "manifest.json"
@@ -40,14 +41,6 @@ def default_manifest(bench: str, method: str) -> dict[str, Any]:
                           for m in default_checkpoints(b.name)) or "none"
         raise SwirlError(f"no default checkpoint {bench}/{method} (shipped: {known})")
     return json.loads(path.read_text())
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def checkpoint_files(folder: Path) -> dict[str, str]:
