@@ -469,57 +469,45 @@ class SwirlIdm2FwmTrainer(SwirlTrainer):
 def evaluate_rewards(pair: WorldModelPair, states: list[Any], next_states: list[Any], *,
                      config: SwirlConfig | None = None, num_samples: int = 8, seed: int = 0,
                      actions: list[str] | None = None) -> dict[str, float]:
-    """The two SWIRL objectives on fixed data, with a fixed sampling seed (so two models compare fairly).
-
-    "phase1_reward": mean log Q(z | x, y_hat) over y_hat ~ FWM(x, z), with z the IDM's greedy guess
-    (or `actions` when given); "phase2_reward": mean log P(y | x, z_hat) over z_hat ~ IDM(x, y). Both are
-    the clipped, length-normalised rewards the trainer optimises, with its sampling settings.
-    """
-    c = config or SwirlConfig()
-    generator = torch.Generator().manual_seed(seed)
-    n = num_samples
-    zs = actions if actions is not None else pair.predict_actions(
-        states, next_states, max_new_tokens=c.idm_max_new_tokens, batch_size=c.sample_batch_size)
-    y_hat = pair.predict_next_states(states, zs, num_samples=n, temperature=c.fwm_temperature, top_p=c.fwm_top_p,
-                                     max_new_tokens=c.fwm_max_new_tokens, batch_size=c.sample_batch_size,
-                                     generator=generator)
-    phase1 = pair.score_actions(repeat_each(states, n), y_hat, repeat_each(zs, n), normalize=c.reward_normalize,
-                                batch_size=c.sample_batch_size).clamp(min=c.reward_min)
-    z_hat = pair.predict_actions(states, next_states, num_samples=n, temperature=c.idm_temperature,
-                                 top_p=c.idm_top_p, max_new_tokens=c.idm_max_new_tokens,
-                                 batch_size=c.sample_batch_size, generator=generator)
-    phase2 = pair.score_next_states(repeat_each(states, n), z_hat, repeat_each(next_states, n), normalize=c.reward_normalize,
-                                    batch_size=c.sample_batch_size).clamp(min=c.reward_min)
-    return {"phase1_reward": phase1.mean().item(), "phase2_reward": phase2.mean().item()}
+    """The two SWIRL objectives on fixed data, with a fixed sampling seed (so two models compare fairly):
+    `fixed_judge_rewards` with the pair as its own judge. "phase1_reward" takes z from the IDM's greedy guess
+    (or `actions` when given)."""
+    found = fixed_judge_rewards(pair, pair, states, next_states, config=config, num_samples=num_samples, seed=seed,
+                                actions=actions)
+    return {"phase1_reward": found["phase1_reward"], "phase2_reward": found["phase2_reward"]}
 
 
 def fixed_judge_rewards(pair: WorldModelPair, judge: WorldModelPair, states: list[Any], next_states: list[Any], *,
-                        config: SwirlConfig | None = None, num_samples: int = 4, seed: int = 0) -> dict[str, float]:
-    """The two SWIRL objectives of `pair`'s models, judged by another (frozen) pair on fixed data.
+                        config: SwirlConfig | None = None, num_samples: int = 4, seed: int = 0,
+                        actions: list[str] | None = None) -> dict[str, float]:
+    """The two SWIRL objectives of `pair`'s models, judged by `judge` (another, frozen pair, or itself) on
+    fixed data.
 
     "phase1_reward": mean log Q_judge(z | x, y_hat) over y_hat ~ pair's FWM(x, z), with z the judge IDM's
-    greedy action for (x, y); "phase2_reward": mean log P_judge(y | x, z_hat) over z_hat ~ pair's IDM(x, y).
-    Clipped and length-normalised as the trainer's rewards; "*_flat_groups": groups whose rewards span less
-    than `flat_spread` (they would carry no GRPO signal).
+    greedy action for (x, y) (or `actions`); "phase2_reward": mean log P_judge(y | x, z_hat) over
+    z_hat ~ pair's IDM(x, y). Clipped and length-normalised as the trainer's rewards, with its sampling
+    settings; "*_flat_groups": groups whose rewards span less than `flat_spread` (no GRPO signal).
     """
     c = config or SwirlConfig()
     n = num_samples
     generator = torch.Generator(device=pair.device).manual_seed(seed)
-    zs = judge.predict_actions(states, next_states, max_new_tokens=c.idm_max_new_tokens, batch_size=c.sample_batch_size)
+    zs = actions if actions is not None else judge.predict_actions(
+        states, next_states, max_new_tokens=c.idm_max_new_tokens, batch_size=c.sample_batch_size)
     y_hat = pair.predict_next_states(states, zs, num_samples=n, temperature=c.fwm_temperature, top_p=c.fwm_top_p,
                                      max_new_tokens=c.fwm_max_new_tokens, batch_size=c.sample_batch_size,
                                      generator=generator)
     phase1 = judge.score_actions(repeat_each(states, n), y_hat, repeat_each(zs, n), normalize=c.reward_normalize,
-                                 batch_size=c.sample_batch_size).clamp(min=c.reward_min).view(-1, n)
+                                 batch_size=c.sample_batch_size).clamp(min=c.reward_min)
     z_hat = pair.predict_actions(states, next_states, num_samples=n, temperature=c.idm_temperature,
                                  top_p=c.idm_top_p, max_new_tokens=c.idm_max_new_tokens,
                                  batch_size=c.sample_batch_size, generator=generator)
     phase2 = judge.score_next_states(repeat_each(states, n), z_hat, repeat_each(next_states, n),
                                      normalize=c.reward_normalize,
-                                     batch_size=c.sample_batch_size).clamp(min=c.reward_min).view(-1, n)
+                                     batch_size=c.sample_batch_size).clamp(min=c.reward_min)
 
     def flat(rewards: torch.Tensor) -> int:
-        return int(((rewards.max(1).values - rewards.min(1).values) < c.flat_spread).sum())
+        grouped = rewards.view(-1, n)
+        return int(((grouped.max(1).values - grouped.min(1).values) < c.flat_spread).sum())
 
     return {"phase1_reward": phase1.mean().item(), "phase2_reward": phase2.mean().item(),
             "phase1_flat_groups": flat(phase1), "phase2_flat_groups": flat(phase2)}
