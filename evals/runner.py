@@ -350,10 +350,11 @@ def _manifest(config: RunConfig, bench: Benchmark, data_hash: str, n: int, entri
                if bench.modality == "image" else {})}
 
 
-def _check_manifest(path: Path, manifest: dict[str, Any]) -> None:
+def _check_manifest(path: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Write run.json, or check it against an earlier run's and add this run's methods; returns its content."""
     if not path.exists():
         write_atomic(path, dumps(manifest))
-        return
+        return manifest
     try:
         old = json.loads(path.read_text())
     except ValueError as exc:
@@ -371,6 +372,7 @@ def _check_manifest(path: Path, manifest: dict[str, Any]) -> None:
     merged = dict(old, models={**old.get("models", {}), **manifest["models"]})
     if merged != old:
         write_atomic(path, dumps(merged))
+    return merged
 
 
 def evaluate(bench: Benchmark, entries: Sequence[ModelEntry], config: RunConfig, output_dir: str | Path, *,
@@ -406,7 +408,7 @@ def evaluate(bench: Benchmark, entries: Sequence[ModelEntry], config: RunConfig,
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _check_manifest(out / MANIFEST_FILE, _manifest(config, bench, data_hash, len(data), entries))
+    run_manifest = _check_manifest(out / MANIFEST_FILE, _manifest(config, bench, data_hash, len(data), entries))
     samples_path = out / SAMPLES_FILE
     existing = read_samples(samples_path)
     done = {(r["method"], r["index"]) for r in existing}
@@ -443,7 +445,7 @@ def evaluate(bench: Benchmark, entries: Sequence[ModelEntry], config: RunConfig,
                if all((m, i) in by_key for i in range(len(data)))]
     ordered += [by_key[(m, i)] for m in earlier for i in range(len(data))]
     identities = {e.method: e.identity() for e in entries}
-    stored = json.loads((out / MANIFEST_FILE).read_text()).get("models", {})
+    stored = run_manifest["models"]
     identities.update({m: {"model": stored.get(m, {}).get("model", "?"), "checkpoint": None,
                            "sha256": stored.get(m, {}).get("sha256"), "details": {"evaluated_earlier": True}}
                        for m in earlier})
