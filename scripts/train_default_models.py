@@ -130,10 +130,9 @@ def ship(final: Path, dest: Path, dtype: torch.dtype, manifest: dict[str, Any]) 
                 "storage_dtype": str(dtype).removeprefix("torch."), "files": checkpoint_files(dest),
                 "weights_sha256": weights_sha256(dest)}
     if previous.get("weights_sha256") == manifest["weights_sha256"]:  # re-shipped: what was measured still holds
-        if "validation" in previous:
-            manifest["validation"] = previous["validation"]
-        if "load_average_at_finish" in previous or "load_average" in previous:
-            manifest["load_average_at_finish"] = previous.get("load_average_at_finish", previous.get("load_average"))
+        for key in ("validation", "load_average_at_finish"):
+            if key in previous:
+                manifest[key] = previous[key]
     (dest / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
