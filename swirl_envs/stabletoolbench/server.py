@@ -109,26 +109,30 @@ def cache_location(category: str, tool_name: str, api_name: str) -> CacheLocatio
 
 
 def nesting_depth(value: Any, limit: int = MAX_DEPTH) -> int:
-    """Depth of nested lists/objects, counted without recursion; stops counting past `limit`."""
+    """Depth of nested lists/objects, counted level by level without recursion; stops counting past `limit`."""
     depth, level = 0, [value]
-    while level and depth <= limit:
-        children = [c for v in level if isinstance(v, dict | list) for c in (v.values() if isinstance(v, dict) else v)]
-        if not any(isinstance(v, dict | list) for v in level):
+    while depth <= limit:
+        containers = [v for v in level if isinstance(v, dict | list)]
+        if not containers:
             break
-        depth, level = depth + 1, children
+        depth += 1
+        level = [child for v in containers for child in (v.values() if isinstance(v, dict) else v)]
     return depth
 
 
+class NestingError(ValueError):
+    """A JSON document nested deeper than MAX_DEPTH."""
+
+
 def loads_bounded(text: str | bytes) -> Any:
-    """json.loads that refuses (ValueError) a document nested deeper than MAX_DEPTH."""
+    """json.loads that refuses (NestingError) a document nested deeper than MAX_DEPTH."""
     try:
         value = json.loads(text)
     except RecursionError:
-        raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from None
+        raise NestingError(f"nested deeper than {MAX_DEPTH} levels") from None
     if nesting_depth(value) > MAX_DEPTH:
-        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+        raise NestingError(f"nested deeper than {MAX_DEPTH} levels")
     return value
-
 
 
 def cache_key(tool_input: Any) -> str:
@@ -144,14 +148,11 @@ def parse_tool_input(raw: str | dict) -> tuple[bool, Any]:
     if raw == "":
         return True, {}
     try:
-        value = json.loads(raw)
-    except RecursionError:
-        raise RequestError(400, f"tool_input is nested deeper than {MAX_DEPTH} levels") from None
+        return True, loads_bounded(raw)
+    except NestingError as exc:
+        raise RequestError(400, f"tool_input is {exc}") from None
     except ValueError:
         return False, None
-    if nesting_depth(value) > MAX_DEPTH:
-        raise RequestError(400, f"tool_input is nested deeper than {MAX_DEPTH} levels")
-    return True, value
 
 
 class ResponseCache:
