@@ -382,6 +382,7 @@ class SwirlTrainer(CheckpointedTrainer):
                 raw_rewards: torch.Tensor, group: int) -> dict[str, Any]:
         """One GRPO step (or `updates_per_batch` of them) on `role` from a sampled, scored group batch."""
         c = self.config
+        key = "shared" if pair.shared else role
         rewards = raw_rewards.float().clamp(min=c.reward_min)
         grouped = rewards.view(-1, group)
         spread = grouped.max(1).values - grouped.min(1).values
@@ -395,7 +396,6 @@ class SwirlTrainer(CheckpointedTrainer):
         if c.drop_flat_groups and distributed.world_size() == 1:  # dynamic sampling, without refilling
             keep = (spread >= c.flat_spread).tolist()
             if not any(keep):
-                key = "shared" if pair.shared else role
                 return {**summary, "groups_used": 0, "lr": self.schedulers[key].get_last_lr()[0]}
             rows = [i for i in range(len(completions)) if keep[i // group]]
             prompts, completions = [prompts[i] for i in rows], [completions[i] for i in rows]
@@ -408,7 +408,6 @@ class SwirlTrainer(CheckpointedTrainer):
         else:  # a group lives on one process
             advantages = group_advantages(rewards, group, c.advantage_scale)
         loss_type, normalisers = self._loss_normalisers(completions)
-        key = "shared" if pair.shared else role
         model, pad = pair.models[role], pair.tokenizers[role].pad_token_id
         device = pair.device
         # Right after a KL snapshot the reference still is the policy, and before the first update the policy
