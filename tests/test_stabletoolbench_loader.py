@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -184,3 +185,52 @@ def test_remote_fetch_goes_through_datasets(tmp_path):
         fetch_remote(tmp_path / "x", [RemoteFile(None, str(tmp_path / "nope.json"), "a/b.json")])
     with pytest.raises(SwirlError, match="leaves"):
         fetch_remote(tmp_path / "y", [RemoteFile(None, str(source), "../escape.json")])
+
+
+COT_588 = "data_example/answer/virtual_chatgpt_cot/G1_instruction/588_CoT@1.json"
+DFS_588 = "data_example/answer/virtual_chatgpt_dfs/G1_instruction/588_DFS_woFilter_w2.json"
+
+
+def _del_node_type(node):
+    del node["node_type"]
+
+
+def _name_as_number(node):
+    node["description"] = 5
+
+
+@pytest.mark.parametrize("rel, first, damage, where", [
+    (COT_588, lambda d: d["trys"][0]["chain"][0], _del_node_type, r"record trys\[0\]\.chain\[0\], field 'node_type'"),
+    (DFS_588, lambda d: d["tree"]["tree"]["children"][0], _del_node_type,
+     r"record tree\.children\[0\], field 'node_type'"),
+    (DFS_588, lambda d: d["tree"]["tree"]["children"][0], _name_as_number,
+     r"record tree\.children\[0\], field 'description'"),
+])
+def test_a_damaged_first_node_is_located_and_gives_no_wrong_history(tmp_path, rel, first, damage, where):
+    """Issue 15: the calls after a lost first Action used to come out with a history that lacked it."""
+    _copy(tmp_path, "solvable_queries_example/test_instruction/G1_instruction.json", rel)
+    intact = load_data(tmp_path)
+    assert intact.report.transitions["test"] > 0 and not intact.report.problems
+    answer = json.loads((tmp_path / rel).read_text())
+    damage(first(answer))
+    (tmp_path / rel).write_text(json.dumps(answer))
+    damaged = load_data(tmp_path)
+    # The first node holds every later call of this trajectory, so none of them can come out right.
+    assert sum(damaged.report.transitions.values()) == 0
+    assert len(damaged.report.problems) == 1
+    assert damaged.report.problems[0].startswith(f"file {rel}, ") and re.search(where, damaged.report.problems[0])
+    with pytest.raises(DataError, match=re.escape(Path(rel).name) + ", " + where):
+        load_data(tmp_path, strict=True)
+
+
+def test_a_call_without_its_response_is_located(tmp_path):
+    _copy(tmp_path, "solvable_queries_example/test_instruction/G1_instruction.json", COT_588)
+    intact = [(t.state, t.action, t.next_state) for t in load_data(tmp_path).transitions["test"]]
+    answer = json.loads((tmp_path / COT_588).read_text())
+    del answer["trys"][0]["chain"][3]["observation"]  # the second call's response
+    (tmp_path / COT_588).write_text(json.dumps(answer))
+    damaged = load_data(tmp_path)
+    # The first call keeps its transition; the second and every later one go (their history lacks it).
+    assert [(t.state, t.action, t.next_state) for t in damaged.transitions["test"]] == intact[:1]
+    assert damaged.report.problems == [f"file {COT_588}, record trys[0].chain[3], field 'observation': "
+                                       "a tool call without its response (a string)"]

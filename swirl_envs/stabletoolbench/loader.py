@@ -312,11 +312,13 @@ class _Loader:
                 roots, fmt = self._dfs_calls(data["tree"]["tree"], None, rel, "tree"), "dfs"
             elif "trys" in data:
                 roots, fmt = [], "cot"
+                if not isinstance(data["trys"], list):
+                    raise DataError("expected a list of attempts", path=rel, field="trys")
                 for t, attempt in enumerate(data["trys"]):
                     roots += self._chain_calls(attempt["chain"], rel, f"trys[{t}].chain")
             else:
                 raise DataError("neither a DFS 'tree' nor CoT 'trys'", path=rel)
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
             self.problem("bad answer file", f"unexpected structure near {exc!r}", path=rel)
             return []
         except DataError as exc:
@@ -327,30 +329,46 @@ class _Loader:
 
     def _dfs_calls(self, node: Mapping[str, Any], name: str | None, rel: str, record: str) -> list[Call]:
         calls: list[Call] = []
-        for i, child in enumerate(node.get("children", [])):
+        for i, child in enumerate(_children(node, "children", rel, record)):
             where = f"{record}.children[{i}]"
-            kind = child.get("node_type")
+            kind = _node_type(child, rel, where)
             if kind == "Action":
-                calls += self._dfs_calls(child, str(child.get("description", "")), rel, where)
-            elif kind == "Action Input" and name:
+                if not _children(child, "children", rel, where):
+                    raise DataError("an Action without its Action Input", path=rel, record=where,
+                                    field="children")
+                calls += self._dfs_calls(child, _action_name(child, rel, where), rel, where)
+            elif kind == "Action Input":
+                # Dropping a call and keeping the calls below it would give them a history without it.
+                if not name:
+                    raise DataError("an Action Input without its Action", path=rel, record=where,
+                                    field="node_type")
                 below = self._dfs_calls(child, None, rel, where)
-                calls.append(Call(name, child.get("description", ""), child.get("observation"),
+                calls.append(Call(name, _arguments(child, "description", rel, where), child.get("observation"),
                                   child.get("observation_code"), where, below))
-            else:  # a Thought (or an input without its Action) passes its subtree through
-                if kind == "Action Input":
-                    self.report.skipped["action input without action"] += 1
-                calls += self._dfs_calls(child, name if kind == "Thought" else None, rel, where)
+            else:  # a Thought passes its subtree through
+                calls += self._dfs_calls(child, name, rel, where)
         return calls
 
-    def _chain_calls(self, chain: Sequence[Mapping[str, Any]], rel: str, record: str) -> list[Call]:
+    def _chain_calls(self, chain: Any, rel: str, record: str) -> list[Call]:
+        if not isinstance(chain, list):
+            raise DataError(f"expected a list of nodes, got {type(chain).__name__}", path=rel, record=record)
         calls: list[Call] = []
         name = None
         for i, node in enumerate(chain):
-            if node.get("node_type") == "Action":
-                name = str(node.get("description", ""))
-            elif node.get("node_type") == "Action Input" and name:
-                calls.append(Call(name, node.get("description", ""), node.get("observation"),
-                                  node.get("observation_code"), f"{record}[{i}]"))
+            where = f"{record}[{i}]"
+            kind = _node_type(node, rel, where)
+            if kind == "Action":
+                if name:
+                    raise DataError("an Action without its Action Input", path=rel, record=f"{record}[{i - 1}]",
+                                    field="node_type")
+                name = _action_name(node, rel, where)
+            elif kind == "Action Input":
+                # A lost Action would otherwise drop this call and give every later call a wrong history.
+                if not name:
+                    raise DataError("an Action Input without its Action", path=rel, record=where,
+                                    field="node_type")
+                calls.append(Call(name, _arguments(node, "description", rel, where), node.get("observation"),
+                                  node.get("observation_code"), where))
                 name = None
         for earlier, later in zip(calls, calls[1:], strict=False):
             earlier.children.append(later)
@@ -372,7 +390,7 @@ class _Loader:
                 roots = self._converted_calls(item["answer"]["answer_details"], rel,
                                               f"{query_id}.answer.answer_details")
                 method = str(item["answer"].get("method", ""))
-            except (KeyError, TypeError) as exc:
+            except (KeyError, TypeError, AttributeError) as exc:
                 self.problem("bad converted record", f"missing or malformed {exc!r}", path=rel, record=query_id)
                 continue
             except DataError as exc:
@@ -381,18 +399,64 @@ class _Loader:
             out.append((task, roots, {"format": "converted", "method": method}))
         return out
 
-    def _converted_calls(self, nodes: Sequence[Mapping[str, Any]], rel: str, record: str) -> list[Call]:
+    def _converted_calls(self, nodes: Any, rel: str, record: str) -> list[Call]:
+        if not isinstance(nodes, list):
+            raise DataError(f"expected a list of nodes, got {type(nodes).__name__}", path=rel, record=record)
         calls: list[Call] = []
         for i, node in enumerate(nodes):
             where = f"{record}[{i}]"
-            below = self._converted_calls(node.get("next", []), rel, where + ".next")
-            message = node.get("message")
-            if node.get("role") == "tool" and isinstance(message, dict) and "name" in message:
-                calls.append(Call(str(message["name"]), message.get("arguments", ""), message.get("response"),
-                                  None, where, below))
+            if not isinstance(node, Mapping) or not isinstance(node.get("role"), str):
+                raise DataError("expected a node with a string 'role'", path=rel, record=where, field="role")
+            below = self._converted_calls(_children(node, "next", rel, where), rel, where + ".next")
+            if node["role"] == "tool":
+                message = node.get("message")
+                if not isinstance(message, Mapping) or not isinstance(message.get("name"), str) \
+                        or not message["name"]:
+                    raise DataError("a tool node needs a message with a non-empty string 'name'", path=rel,
+                                    record=where, field="message")
+                calls.append(Call(message["name"], _arguments(message, "arguments", rel, where + ".message"),
+                                  message.get("response"), None, where, below))
             else:
                 calls += below
         return calls
+
+
+_NODE_TYPES = ("Thought", "Action", "Action Input")
+
+
+def _node_type(node: Any, rel: str, where: str) -> str:
+    if not isinstance(node, Mapping):
+        raise DataError(f"expected a node object, got {type(node).__name__}", path=rel, record=where)
+    kind = node.get("node_type")
+    if kind not in _NODE_TYPES:
+        raise DataError(f"expected one of {', '.join(_NODE_TYPES)}, got {kind!r}", path=rel, record=where,
+                        field="node_type")
+    return kind
+
+
+def _children(node: Any, key: str, rel: str, where: str) -> list[Any]:
+    # Upstream always writes the key; a missing one would silently drop every call below the node.
+    if not isinstance(node, Mapping) or not isinstance(node.get(key), list):
+        got = type(node.get(key)).__name__ if isinstance(node, Mapping) and key in node else "nothing"
+        raise DataError(f"expected a list, got {got}", path=rel, record=where, field=key)
+    return node[key]
+
+
+def _action_name(node: Mapping[str, Any], rel: str, where: str) -> str:
+    name = node.get("description")
+    if not isinstance(name, str) or not name:
+        raise DataError("an Action needs its function name as a non-empty string", path=rel, record=where,
+                        field="description")
+    return name
+
+
+def _arguments(node: Mapping[str, Any], key: str, rel: str, where: str) -> str:
+    # Upstream stores arguments as JSON text; any other type would become a different call.
+    value = node.get(key)
+    if not isinstance(value, str):
+        raise DataError(f"expected the call's arguments as a string, got {type(value).__name__}", path=rel,
+                        record=where, field=key)
+    return value
 
 
 @dataclass
@@ -415,7 +479,8 @@ def load_data(root: str | Path, *, strict: bool = False) -> LoadedData:
     for task, roots, source in trajectories:
         tasks.setdefault(normalize_query(task.query), task)
         split = task.split
-        for branch, steps in enumerate(_branches(roots, report)):
+        for branch, steps in enumerate(_branches(roots, report, loader.problem, task.source_file,
+                                                      _RESPONSE_FIELD[source["format"]])):
             episode_id = f"{task.source_file}:{task.record if source['format'] == 'converted' else task.query_id}:{branch}"
             episode = []
             for history, call in steps:
@@ -441,7 +506,11 @@ def load_data(root: str | Path, *, strict: bool = False) -> LoadedData:
     return LoadedData(task_list, out, report, loader.response_schemas)
 
 
-def _branches(roots: list[Call], report: LoadReport) -> Iterator[list[tuple[list[tuple[str, str]], Call]]]:
+_RESPONSE_FIELD = {"dfs": "observation", "cot": "observation", "converted": "message.response"}
+
+
+def _branches(roots: list[Call], report: LoadReport, problem: _Problems, rel: str,
+              response_field: str) -> Iterator[list[tuple[list[tuple[str, str]], Call]]]:
     """Split a call tree into chains: the first child continues a chain, every other child starts one.
 
     Each chain carries the full conversation before its first call, so every call appears exactly once.
@@ -459,7 +528,9 @@ def _branches(roots: list[Call], report: LoadReport) -> Iterator[list[tuple[list
                 calls = []
                 continue
             if not isinstance(call.observation, str):
-                report.skipped["call without observation"] += 1
+                # The calls after it are dropped with it: their history would lack this response.
+                problem("call without observation", "a tool call without its response (a string)", path=rel,
+                        record=call.record, field=response_field)
                 calls = []
                 continue
             steps.append((history, call))
