@@ -216,7 +216,8 @@ def _tiny_texts(bench, limit: int = 500):
 
 
 def _entries(args: argparse.Namespace, bench) -> list:
-    from .models import discover_checkpoints, load_method, order_methods
+    from .methods import order_methods
+    from .models import discover_checkpoints, load_method
 
     sources: dict[str, str] = {m: str(p) for m, p in discover_checkpoints(bench.name).items()}
     given: dict[str, str] = {}

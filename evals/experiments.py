@@ -54,12 +54,13 @@ from pathlib import Path
 from typing import Any
 
 from evals.figures import fmt_gain, fmt_mean_se
+from evals.methods import EXPERIMENT_METHODS as METHODS
+from evals.methods import base_method, baseline_of
 from swirl_envs.errors import SwirlError
 from swirl_envs.fileio import write_atomic
 from swirl_envs.registry import make_benchmark
 from swirl_envs.transition import Transition
 
-METHODS = ("sft", "bootstrap", "verify@8", "swirl-idm2fwm", "swirl", "sft-shared", "swirl-shared", "sft-oracle")
 EXPERIMENT_MODEL = "tiny-experiment"  # leaderboard rows of this script; `swirl-eval check` skips other models
 
 
@@ -274,17 +275,6 @@ def train_methods(setup: EnvSetup, split: Split, seed: int, work: Path, methods:
     if "verify@8" in methods:
         folders["verify@8"] = folders["sft"]
     return folders, seconds
-
-
-def baseline_of(method: str) -> str:
-    """The SFT row a method is compared with: shared-weights SWIRL starts from (and is judged against) the
-    shared-weights SFT model, everything else against `sft`."""
-    return "sft-shared" if base_method(method) == "swirl-shared" else "sft"
-
-
-def base_method(method: str) -> str:
-    """A variant `swirl:beta0` trains like `swirl`, with the overrides given for `swirl:beta0`."""
-    return method.partition(":")[0]
 
 
 # ---------------------------------------------------------------------------------------------- evaluation

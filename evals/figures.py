@@ -1,120 +1,153 @@
-"""Standalone SVG figures of experiment summaries (runs/experiments/<env>/<tag>/summary.json).
+"""Figures of experiment summaries (runs/experiments/<env>/<tag>/summary.json), drawn with matplotlib.
 
-    python -m evals.figures runs/experiments/*/main/summary.json --output docs/figures
+    python -m evals.figures runs/experiments/*/main/summary.json --output docs/figures [--style ggplot]
 
-gains.svg: relative change of the FWM headline metric over SFT per environment and method, with error bars
-of one combined standard error (over seeds). horizon.svg: FWM BLEU when the model is fed its own predictions
-for k steps, one panel per environment. summary.md: the SWIRL vs SFT table of the README. Plain SVG text, so the files diff well and need no plotting stack.
+gains.svg/.png: relative change of the FWM headline metric over SFT per environment and method, with error
+bars of one combined standard error (over seeds). horizon.svg/.png: FWM BLEU when the model is fed its own
+predictions for k steps, one panel per environment. summary.md: the SWIRL vs SFT table of the README.
+
+The SVG files are byte-stable: text stays text (`svg.fonttype: none`), ids come from a fixed hash salt and
+no date is written, so the same summaries give the same bytes and the files diff well. Restyle them with
+any matplotlib style (`--style`, or `matplotlib.style.use` before calling the `*_figure` functions).
+matplotlib is imported inside the drawing functions: the table helpers below are imported by code
+that never draws.
 """
 
 from __future__ import annotations
 
 import argparse
+import html
+import io
 import json
-from html import escape
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from swirl_envs.fileio import write_atomic
 
-COLOURS = {"sft": "#7f7f7f", "bootstrap": "#bcbd22", "verify@8": "#17becf", "swirl-idm2fwm": "#ff7f0e",
-           "swirl": "#d62728", "sft-shared": "#8c564b", "swirl-shared": "#9467bd", "sft-oracle": "#2ca02c"}
-GAIN_METHODS = ("bootstrap", "verify@8", "swirl-idm2fwm", "swirl", "swirl-shared", "sft-oracle")
+from .methods import GAIN_METHODS, HORIZON_METHODS, colour
+
+# text.parse_math off: a "$" in a method name is text, not TeX (tick labels are made while saving)
+STABLE_SVG = {"svg.hashsalt": "swirl-figures", "svg.fonttype": "none", "text.parse_math": False}
+NO_STAMP = {"svg": {"Date": None, "Creator": None}, "png": {"Software": None}}  # no date, no version
+GAIN_LIMIT = 25.0  # % : one wild bar (verify@8 on 39 StableToolBench transitions) would flatten the rest
 
 
-def _colour(method: str) -> str:
-    return COLOURS.get(method.partition(":")[0], "#1f77b4")
+# ---------------------------------------------------------------- writing
 
 
-def gains_svg(summaries: list[dict[str, Any]]) -> str:
-    """Grouped horizontal bars: one group per environment, one bar per method, x = % change over SFT of the
-    environment's headline FWM metric."""
-    rows = []  # (env label, method, gain %, se %)
-    for s in summaries:
-        for method in GAIN_METHODS:
-            gain = s["methods"].get(method, {}).get("vs_sft", {}).get(s["headline"])
-            if gain:
-                label = method if gain["baseline"] == "sft" else f"{method} vs {gain['baseline']}"
-                rows.append((f"{s['env']} ({s['headline']})", label, 100 * gain["relative"],
-                             None if gain["relative_se"] is None else 100 * gain["relative_se"]))
-    if not rows:
-        return '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>\n'
-    # the axis stops at 25%: one wild bar (verify@8 on 39 StableToolBench transitions) would flatten the rest
-    extent = min(25.0, max(5.0, *(abs(g) + (e or 0.0) for _, _, g, e in rows)))
-    label_w, plot_w, bar_h, gap = 210, 420, 14, 22
-    envs = list(dict.fromkeys(r[0] for r in rows))
-    height = 40 + len(rows) * bar_h + len(envs) * gap + 30
-    x0 = label_w + plot_w / 2
-    scale = (plot_w / 2 - 10) / extent
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + plot_w + 20}" height="{height}" '
-             'font-family="sans-serif" font-size="11">',
-             '<text x="4" y="16" font-size="13">FWM metric: % change over SFT (mean over seeds, '
-             'whiskers: 1 combined s.e.)</text>']
-    y = 30
-    for env in envs:
-        parts.append(f'<text x="4" y="{y + 14}" font-weight="bold">{escape(env)}</text>')
-        y += gap - 4
-        for _, method, g, e in [r for r in rows if r[0] == env]:
-            shown = max(-extent, min(extent, g))
-            left, width = (x0, shown * scale) if shown >= 0 else (x0 + shown * scale, -shown * scale)
-            parts.append(f'<text x="{label_w - 6}" y="{y + 11}" text-anchor="end">{escape(method)}</text>')
-            parts.append(f'<rect x="{left:.1f}" y="{y + 2}" width="{max(width, 0.5):.1f}" height="{bar_h - 4}" '
-                         f'fill="{_colour(method.split(" vs ")[0])}"/>')
-            a, b = (x0 + max(-extent, min(extent, v)) * scale for v in (g - (e or 0.0), g + (e or 0.0)))
-            mid = y + bar_h / 2
-            parts.append(f'<line x1="{a:.1f}" y1="{mid}" x2="{b:.1f}" y2="{mid}" stroke="black"/>')
-            parts.append(f'<text x="{label_w + plot_w - 2}" y="{y + 11}" text-anchor="end">{g:+.1f}{"" if e is None else f"±{e:.1f}"}</text>')
-            y += bar_h
-        y += 4
-    parts.append(f'<line x1="{x0}" y1="28" x2="{x0}" y2="{y}" stroke="#444"/>')
-    for tick in (-extent, -extent / 2, extent / 2, extent):
-        x = x0 + tick * scale
-        parts.append(f'<text x="{x:.1f}" y="{y + 14}" text-anchor="middle">{tick:+.0f}</text>')
-    parts.append("</svg>")
-    return "\n".join(parts) + "\n"
+def render(fig: Any, fmt: str) -> bytes:
+    """The figure as SVG or PNG bytes, the same bytes for the same figure (see the module docstring)."""
+    import matplotlib
+
+    buffer = io.BytesIO()
+    with matplotlib.rc_context(STABLE_SVG):
+        fig.savefig(buffer, format=fmt, metadata=NO_STAMP[fmt])
+    return buffer.getvalue()
 
 
-def horizon_svg(summaries: list[dict[str, Any]], methods: tuple[str, ...] = ("sft", "swirl", "swirl-idm2fwm",
-                                                                             "bootstrap", "sft-oracle")) -> str:
+def inline_svg(fig: Any, label: str) -> str:
+    """The figure's <svg> element alone (no XML prolog), for a page to inline, labelled for screen readers."""
+    text = render(fig, "svg").decode()
+    svg = text[text.index("<svg"):].rstrip()
+    return svg.replace("<svg ", f'<svg role="img" aria-label="{html.escape(label)}" ', 1)
+
+
+def save(fig: Any, stem: Path) -> list[Path]:
+    """stem.svg and stem.png, each written atomically."""
+    paths = [stem.with_suffix(f".{fmt}") for fmt in ("svg", "png")]
+    for path in paths:
+        write_atomic(path, render(fig, path.suffix[1:]))
+    return paths
+
+
+def new_figure(width: float, height: float) -> Any:
+    from matplotlib.figure import Figure  # the object API: no pyplot state, Agg renders the PNG
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def hbars(ax: Any, labels: Sequence[str], values: Sequence[float], errors: Sequence[float | None],
+          colours: Sequence[str], texts: Sequence[str]) -> None:
+    """Horizontal bars, first at the top, with ±1 s.e. whiskers where an error is given and each bar's
+    value written right of the axes: the one bar drawer of the gains figure and the report card charts."""
+    rows = range(len(labels))
+    ax.barh(rows, values, color=colours, height=0.7)
+    for row, value, error in zip(rows, values, errors, strict=True):
+        if error:
+            ax.errorbar(value, row, xerr=error, fmt="none", ecolor="#222", capsize=3, linewidth=1)
+    for row, text in zip(rows, texts, strict=True):
+        ax.text(1.02, row, text, transform=ax.get_yaxis_transform(), va="center", fontsize=8, parse_math=False)
+    ax.set_yticks(list(rows), list(labels))
+    ax.set_ylim(len(labels) - 0.5, -0.5)  # first row on top
+    ax.axvline(0, color="#444", linewidth=0.8)
+
+
+# ---------------------------------------------------------------- the experiment figures
+
+
+def gain_rows(summary: dict[str, Any]) -> list[tuple[str, float, float | None]]:
+    """(label, gain %, s.e. %) of each plotted method over its SFT baseline on the headline metric."""
+    rows = []
+    for method in GAIN_METHODS:
+        gain = summary["methods"].get(method, {}).get("vs_sft", {}).get(summary["headline"])
+        if gain:
+            label = method if gain["baseline"] == "sft" else f"{method} vs {gain['baseline']}"
+            rows.append((label, 100 * gain["relative"],
+                         None if gain["relative_se"] is None else 100 * gain["relative_se"]))
+    return rows
+
+
+def gains_figure(summaries: list[dict[str, Any]]) -> Any:
+    """One panel per environment, one bar per method: % change over SFT of the environment's headline FWM
+    metric, the axis cut at ±GAIN_LIMIT."""
+    panels = [(s, rows) for s in summaries if (rows := gain_rows(s))]
+    n_bars = sum(len(rows) for _, rows in panels)
+    fig = new_figure(7.5, 0.9 + 0.25 * n_bars + 0.45 * len(panels))
+    if not panels:
+        fig.text(0.5, 0.5, "no gains over SFT to show", ha="center")
+        return fig
+    extent = min(GAIN_LIMIT, max(5.0, *(abs(g) + (e or 0.0) for _, rows in panels for _, g, e in rows)))
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False,
+                        gridspec_kw={"height_ratios": [len(rows) for _, rows in panels]})[:, 0]
+    for ax, (summary, rows) in zip(axes, panels, strict=True):
+        labels, gains, errors = zip(*rows, strict=True)
+        hbars(ax, labels, gains, errors, [colour(label.split(" vs ")[0]) for label in labels],
+              [f"{g:+.1f}" + ("" if e is None else f"±{e:.1f}") for g, e in zip(gains, errors, strict=True)])
+        ax.set_title(f"{summary['env']} ({summary['headline']})", loc="left", fontsize=9, fontweight="bold",
+                     parse_math=False)
+    axes[-1].set_xlim(-extent, extent)
+    axes[-1].set_xlabel("% change over SFT")
+    fig.suptitle("FWM metric: % change over SFT (mean over seeds, whiskers: 1 combined s.e.)", fontsize=10)
+    return fig
+
+
+def horizon_figure(summaries: list[dict[str, Any]], methods: tuple[str, ...] = HORIZON_METHODS) -> Any:
     """One panel per environment: mean fidelity (BLEU, or PSNR for images) at rollout step k with ±1 s.e.
     whiskers, one line per method."""
     panels = [s for s in summaries if any(s["methods"].get(m, {}).get("horizon") for m in methods)]
-    pw, ph, pad = 260, 180, 40
-    width = max(1, len(panels)) * (pw + pad) + 130
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{ph + 2 * pad + 10}" '
-             'font-family="sans-serif" font-size="11">']
-    for i, s in enumerate(panels):
-        curves = {m: s["methods"][m]["horizon"] for m in methods if s["methods"].get(m, {}).get("horizon")}
-        values = [p["mean"] + (p["se"] or 0) for c in curves.values() for p in c]
-        lows = [p["mean"] - (p["se"] or 0) for c in curves.values() for p in c]
-        top, bottom = max(values) + 1, min(lows) - 1
-        steps = max(len(c) for c in curves.values())
-        ox, oy = pad + i * (pw + pad), pad
+    fig = new_figure(1.5 + 3.2 * max(1, len(panels)), 3.0)
+    if not panels:
+        fig.text(0.5, 0.5, "no rollout curves to show", ha="center")
+        return fig
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, summary in zip(axes, panels, strict=True):
+        for m in methods:
+            curve = summary["methods"].get(m, {}).get("horizon")
+            if curve:
+                steps = range(1, len(curve) + 1)
+                ax.errorbar(steps, [p["mean"] for p in curve], yerr=[p["se"] or 0.0 for p in curve], label=m,
+                            color=colour(m), marker="o", markersize=3, capsize=2, linewidth=1.5)
+                ax.set_xticks(list(steps))
+        metric = "PSNR" if summary["headline"] == "fwm/psnr" else "BLEU"
+        ax.set_title(f"{summary['env']}: {metric} at step k", fontsize=9, fontweight="bold", parse_math=False)
+        ax.set_xlabel("rollout step k")
+    handles = {label: h for ax in axes for h, label in zip(*ax.get_legend_handles_labels(), strict=True)}
+    fig.legend(handles.values(), handles.keys(), loc="outside right upper", fontsize=8)
+    return fig
 
-        def xy(k: int, v: float, ox: float = ox, oy: float = oy, top: float = top, bottom: float = bottom,
-               steps: int = steps) -> tuple[float, float]:
-            return ox + k * pw / max(steps - 1, 1), oy + ph - (v - bottom) / (top - bottom) * ph
 
-        parts.append(f'<text x="{ox}" y="{oy - 12}" font-weight="bold">{escape(s["env"])}: '
-                     f'{"PSNR" if s["headline"] == "fwm/psnr" else "BLEU"} at step k</text>')
-        parts.append(f'<rect x="{ox}" y="{oy}" width="{pw}" height="{ph}" fill="none" stroke="#ccc"/>')
-        for v in (bottom, (top + bottom) / 2, top):
-            parts.append(f'<text x="{ox - 4}" y="{xy(0, v)[1] + 4:.1f}" text-anchor="end">{v:.0f}</text>')
-        for k in range(steps):
-            parts.append(f'<text x="{xy(k, bottom)[0]:.1f}" y="{oy + ph + 14}" text-anchor="middle">{k + 1}</text>')
-        for m, curve in curves.items():
-            points = " ".join(f"{xy(k, p['mean'])[0]:.1f},{xy(k, p['mean'])[1]:.1f}" for k, p in enumerate(curve))
-            parts.append(f'<polyline points="{points}" fill="none" stroke="{_colour(m)}" stroke-width="2"/>')
-            for k, p in enumerate(curve):
-                x, y1 = xy(k, p["mean"] - (p["se"] or 0))
-                _, y2 = xy(k, p["mean"] + (p["se"] or 0))
-                parts.append(f'<line x1="{x:.1f}" y1="{y1:.1f}" x2="{x:.1f}" y2="{y2:.1f}" stroke="{_colour(m)}"/>')
-    for j, m in enumerate(methods):
-        y = pad + 14 * j
-        parts.append(f'<rect x="{width - 120}" y="{y}" width="10" height="10" fill="{_colour(m)}"/>'
-                     f'<text x="{width - 105}" y="{y + 9}">{escape(m)}</text>')
-    parts.append("</svg>")
-    return "\n".join(parts) + "\n"
+# ---------------------------------------------------------------- the README table
 
 
 def fmt_mean_se(metric: dict[str, Any] | None, scale: float = 1.0) -> str:
@@ -158,14 +191,18 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("summaries", nargs="+", type=Path)
     p.add_argument("--output", type=Path, default=Path("docs/figures"))
+    p.add_argument("--style", default=None, help="a matplotlib style name or .mplstyle file to draw with")
     args = p.parse_args(argv)
+    import matplotlib
+
     summaries = [json.loads(path.read_text()) for path in args.summaries]
     args.output.mkdir(parents=True, exist_ok=True)
-    write_atomic(args.output / "gains.svg", gains_svg(summaries))
-    write_atomic(args.output / "horizon.svg", horizon_svg(summaries))
+    with matplotlib.style.context(args.style or {}):
+        save(gains_figure(summaries), args.output / "gains")
+        save(horizon_figure(summaries), args.output / "horizon")
     write_atomic(args.output / "summary.md", summary_table(summaries))
     print(summary_table(summaries))
-    print(f"wrote gains.svg, horizon.svg and summary.md under {args.output}")
+    print(f"wrote gains.svg/.png, horizon.svg/.png and summary.md under {args.output}")
     return 0
 
 

@@ -13,8 +13,6 @@ from .runner import ModelEntry
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 PAIR_FILE = "pair.json"
-# Method order on a card: the reference row first, then the published methods.
-METHOD_ORDER = ("base", "sft", "bootstrap", "verify@8", "swirl-idm2fwm", "swirl", "swirl-shared", "sft-oracle")
 
 
 def checkpoint_sha256(path: str | Path) -> str | None:
@@ -79,11 +77,6 @@ def display_path(path: Path) -> str:
         return resolved.relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
         return str(resolved)
-
-
-def order_methods(methods: list[str]) -> list[str]:
-    known = [m for m in METHOD_ORDER if m in methods]
-    return known + [m for m in methods if m not in known]
 
 
 def _model_id(details: dict[str, Any]) -> str:

@@ -21,7 +21,6 @@ import base64
 import datetime as dt
 import html
 import json
-import math
 import platform
 import subprocess
 from collections.abc import Mapping
@@ -33,6 +32,7 @@ from swirl_envs.errors import DataError
 from swirl_envs.fileio import read_json
 
 from . import image_metrics, metrics
+from .methods import colour
 
 SCHEMA_VERSION = "1.2"  # 1.1: metric_info.higher_is_better, scales dB and cosine, the images block;
 # 1.2: methods.*.diagnostics (degenerate-output flags) and the examples block
@@ -321,49 +321,17 @@ def grid_markdown(report: Mapping[str, Any]) -> list[str]:
 # ------------------------------------------------------------------ HTML with inline SVG
 
 
-def nice_ceiling(value: float) -> float:
-    """The smallest of 1, 2, 2.5, 5 x 10^k at or above value (1 for non-positive input)."""
-    if value <= 0 or not math.isfinite(value):
-        return 1.0
-    exponent = math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        candidate = step * 10 ** exponent
-        if candidate >= value * (1 - 1e-12):
-            return float(candidate)
-    return float(10 ** (exponent + 1))
-
-
-PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f")
-
-
 def bar_chart_svg(name: str, rows: list[tuple[str, float, float | None]], scale: str) -> str:
-    """Horizontal bars (one per method) with ±1 standard-error whiskers, as an inline SVG."""
-    label_w, bar_w, row_h, top = 110, 300, 26, 28
-    height = top + row_h * len(rows) + 24
-    axis = nice_ceiling(max((v + (s or 0) for _, v, s in rows), default=1.0))
-    x = lambda v: label_w + bar_w * max(0.0, min(v, axis)) / axis  # noqa: E731
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + bar_w + 90}" height="{height}" '
-             f'role="img" aria-label="{html.escape(name)}">',
-             f'<text x="{label_w}" y="16" font-weight="bold">{html.escape(name)}</text>']
-    for i, (method, value, stderr) in enumerate(rows):
-        y = top + i * row_h
-        color = PALETTE[i % len(PALETTE)]
-        parts.append(f'<text x="{label_w - 6}" y="{y + 15}" text-anchor="end">{html.escape(method)}</text>')
-        parts.append(f'<rect x="{label_w}" y="{y + 3}" width="{x(value) - label_w:.1f}" height="{row_h - 8}" '
-                     f'fill="{color}"><title>{html.escape(method)}: {fmt_value(value, scale)}</title></rect>')
-        if stderr:
-            lo, hi, mid = x(value - stderr), x(value + stderr), y + row_h / 2 - 1
-            parts.append(f'<path d="M{lo:.1f} {mid}H{hi:.1f}M{lo:.1f} {mid - 5}V{mid + 5}M{hi:.1f} {mid - 5}'
-                         f'V{mid + 5}" stroke="#222" stroke-width="1.5" fill="none"/>')
-        label = fmt_value(value, scale) + (f" ± {fmt_value(stderr, scale)}" if stderr else "")
-        parts.append(f'<text x="{max(x(value + (stderr or 0)), x(value)) + 6:.1f}" y="{y + 15}">{label}</text>')
-    base = top + row_h * len(rows)
-    parts.append(f'<line x1="{label_w}" y1="{base}" x2="{label_w + bar_w}" y2="{base}" stroke="#888"/>')
-    for tick in (0, axis / 2, axis):
-        parts.append(f'<text x="{x(tick):.1f}" y="{base + 16}" text-anchor="middle" fill="#555">'
-                     f'{fmt_value(tick, scale)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+    """One metric's horizontal bars (one per method) with ±1 standard-error whiskers, as an inline SVG."""
+    from .figures import hbars, inline_svg, new_figure
+
+    fig = new_figure(5.5, 0.75 + 0.3 * len(rows))
+    ax = fig.subplots()
+    methods, values, errors = (list(column) for column in zip(*rows, strict=True)) if rows else ([], [], [])
+    hbars(ax, methods, values, errors, [colour(m) for m in methods],
+          [fmt_value(v, scale) + (f" ± {fmt_value(s, scale)}" if s else "") for v, s in zip(values, errors, strict=True)])
+    ax.set_title(name, loc="left", fontsize=10, fontweight="bold", parse_math=False)
+    return inline_svg(fig, name)
 
 
 def _table_html(headers: list[str], rows: list[list[str]]) -> str:

@@ -230,4 +230,6 @@ def test_checkpoint_resolution_hashing_and_discovery(tmp_path, monkeypatch):
     assert models.verify_n("verify@8") == 8 and models.verify_n("sft") is None
     with pytest.raises(SwirlError, match="verify@N"):
         models.verify_n("verify@x")
-    assert models.order_methods(["swirl", "mine", "sft", "base"]) == ["base", "sft", "swirl", "mine"]
+    from evals import methods
+
+    assert methods.order_methods(["swirl", "mine", "sft", "base"]) == ["base", "sft", "swirl", "mine"]

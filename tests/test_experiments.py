@@ -81,7 +81,8 @@ def test_end_to_end_resume_rows_and_figures(tmp_path, monkeypatch):
     assert again["methods"]["swirl"]["metrics"] == summary["methods"]["swirl"]["metrics"]
 
     assert figures.main([str(root / "summary.json"), "--output", str(tmp_path / "fig")]) == 0
-    assert (tmp_path / "fig" / "gains.svg").read_text().startswith("<svg")
+    assert (tmp_path / "fig" / "gains.svg").read_text().startswith("<?xml")
+    assert (tmp_path / "fig" / "horizon.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_figures_draw_one_bar_per_method_and_one_line_per_curve():
@@ -90,9 +91,11 @@ def test_figures_draw_one_bar_per_method_and_one_line_per_curve():
                     "train_seconds": {}} for s, v in enumerate([10.0, 12.0])}
     summary = {"env": "toy", **aggregate(per_seed)}
     assert summary["headline"] == "fwm/bleu"
-    gains = figures.gains_svg([summary])
-    assert gains.count("<rect") == 2 and "+18.2±" in gains  # swirl and bootstrap; variants are not plotted
-    assert figures.horizon_svg([summary]).count("<polyline") == 3  # sft, swirl, bootstrap
+    gains = figures.gains_figure([summary])
+    assert [len(bars) for ax in gains.axes for bars in ax.containers if hasattr(bars, "patches")] == [2]
+    assert "+18.2±" in figures.render(gains, "svg").decode()  # swirl and bootstrap; variants are not plotted
+    lines = [c.get_label() for ax in figures.horizon_figure([summary]).axes for c in ax.containers]
+    assert lines == ["sft", "bootstrap", "swirl"]
 
 
 def test_image_environment_fits_a_codec_and_scores_psnr(tmp_path, monkeypatch):

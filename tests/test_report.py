@@ -230,14 +230,12 @@ def test_predictor_returning_wrong_shape_is_reported(tmp_path):
         evaluate(bench(), [ModelEntry("sft", Short(1), "short")], CONFIG, tmp_path)
 
 
-def test_nice_ceiling_and_svg():
-    assert report_mod.nice_ceiling(0.83) == 1.0
-    assert report_mod.nice_ceiling(13) == 20
-    assert report_mod.nice_ceiling(21) == 25
-    assert report_mod.nice_ceiling(0) == 1.0
-    svg = report_mod.bar_chart_svg("fwm/bleu", [("sft", 10.0, 1.0), ("swirl<x>", 12.0, None)], "0-100")
-    assert svg.startswith("<svg") and svg.endswith("</svg>") and "swirl&lt;x&gt;" in svg
-    assert "10.00 ± 1.00" in svg
+def test_bar_chart_svg_is_inline_escaped_and_byte_stable():
+    rows = [("sft", 10.0, 1.0), ("swirl<x>", 12.0, None), ("cost$", 3.0, 0.5)]
+    svg = report_mod.bar_chart_svg("fwm/bleu", rows, "0-100")
+    assert svg.startswith('<svg role="img" aria-label="fwm/bleu"') and svg.endswith("</svg>")
+    assert "swirl&lt;x&gt;" in svg and "10.00 ± 1.00" in svg and "12.00" in svg and "cost$" in svg
+    assert svg == report_mod.bar_chart_svg("fwm/bleu", rows, "0-100")  # fixed hash salt, no date
 
 
 def test_schema_file_is_a_valid_schema():
