@@ -6,7 +6,8 @@ Two kinds of metric:
   F1, tool-call matches); the value is the mean over samples and the standard error is analytic,
   std(ddof=1) / sqrt(n).
 * **corpus** metrics (BLEU, chrF) are computed from summed per-sample sufficient statistics, as
-  sacrebleu does; their standard error comes from a bootstrap over samples with a fixed seed.
+  sacrebleu does; their standard error comes from sacrebleu's seeded bootstrap over samples (the
+  half-width of its 95% interval over 1.96).
 
 Scales: BLEU, chrF and ROUGE-L are 0-100 (as the SWIRL paper reports StableToolBench BLEU); exact
 match, validity and F1 scores are fractions in [0, 1].
@@ -21,9 +22,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -31,6 +34,7 @@ from typing import Any
 import numpy as np
 
 BOOTSTRAP_SAMPLES = 1000
+Z95 = 1.959963984540054  # standard normal quantile at 0.975: a 95% interval is ±Z95 standard errors
 
 # ------------------------------------------------------------------ text normalisation and parsing
 
@@ -327,21 +331,38 @@ def mean_stderr(values: Sequence[float]) -> dict[str, Any]:
     return {"value": float(arr.mean()), "stderr": stderr, "n": n}
 
 
+@contextmanager
+def _sacrebleu_seed(seed: int) -> Iterator[None]:
+    """sacrebleu's bootstrap reads its seed from SACREBLEU_SEED when it runs (its documented knob)."""
+    before = os.environ.get("SACREBLEU_SEED")
+    os.environ["SACREBLEU_SEED"] = str(seed)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["SACREBLEU_SEED"]
+        else:
+            os.environ["SACREBLEU_SEED"] = before
+
+
 def _corpus(metric, predictions: Sequence[str], truths: Sequence[str], seed: int,
             n_boot: int = BOOTSTRAP_SAMPLES) -> dict[str, Any]:
+    """The corpus score, with a standard error from sacrebleu's own bootstrap over samples. sacrebleu gives
+    the half-width of the 95% percentile interval, read here as Z95 standard errors. The bootstrap runs
+    through `PairedTest` with this one system: `corpus_score(n_bootstrap=...)` fails in sacrebleu 2.6 when
+    some resamples score a Python 0.0 and others a numpy float32 (statistics.mean cannot mix them)."""
+    from sacrebleu.significance import PairedTest
+
     n = len(predictions)
     if n == 0:
         return {"value": None, "stderr": None, "n": 0}
-    stats = np.asarray(metric._extract_corpus_statistics(list(predictions), [list(truths)]), dtype=np.int64)
-    value = float(metric._compute_score_from_stats(stats.sum(0).tolist()).score)
     if n < 2:
-        return {"value": value, "stderr": None, "n": n}
-    rng = np.random.default_rng(seed)
-    scores = np.empty(n_boot)
-    for b in range(n_boot):
-        counts = np.bincount(rng.integers(0, n, size=n), minlength=n)
-        scores[b] = metric._compute_score_from_stats((counts @ stats).tolist()).score
-    return {"value": value, "stderr": float(scores.std(ddof=1)), "n": n}
+        return {"value": float(metric.corpus_score(list(predictions), [list(truths)]).score), "stderr": None, "n": n}
+    with _sacrebleu_seed(seed):
+        _, table = PairedTest([("system", list(predictions))], {"metric": metric}, [list(truths)], test_type="bs",
+                              n_samples=n_boot)()
+    result = next(column[0] for name, column in table.items() if name != "System")
+    return {"value": float(result.score), "stderr": float(result.ci) / Z95, "n": n}
 
 
 def corpus_bleu(predictions: Sequence[str], truths: Sequence[str], *, seed: int = 0,
