@@ -49,6 +49,20 @@ def test_ssim_hand_worked():
     assert set(pixel_metrics(x3, y3)) == {"l1", "l2", "psnr", "ssim"}
 
 
+def test_ssim_matches_scikit_image():
+    """Against scikit-image's reference: Gaussian weights (sigma 1.5, 11 taps), population covariance, data
+    range 1, channels averaged; its border crop keeps the same valid positions as ours."""
+    metrics = pytest.importorskip("skimage.metrics")
+    rng = np.random.default_rng(0)
+    for shape in ((32, 32, 3), (40, 23, 3)):
+        x = rng.integers(0, 256, shape, dtype=np.uint8)
+        y = np.clip(x.astype(int) + rng.integers(-40, 41, shape), 0, 255).astype(np.uint8)
+        reference = metrics.structural_similarity(x / 255.0, y / 255.0, gaussian_weights=True, sigma=1.5,
+                                                  use_sample_covariance=False, data_range=1.0, channel_axis=-1)
+        assert ssim(y, x) == pytest.approx(reference, abs=1e-9)
+        assert 0.2 < reference < 0.99  # a real, partial similarity, not a trivial 0 or 1
+
+
 def tiny_clip(tmp_path):
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
 
