@@ -1,24 +1,39 @@
-"""The virtual API server, for real over loopback: protocol, cache compatibility, validation, concurrency."""
+"""The virtual API server: protocol, cache compatibility, validation, bounds and concurrency.
+
+Most tests run a real uvicorn server on loopback (in a thread; one test runs `swirl-eval serve` as its own
+process); request validation, which needs no socket, goes through the ASGI app with Starlette's TestClient.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import select
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
+from starlette.testclient import TestClient
 
 from swirl_envs.errors import SwirlError
 from swirl_envs.stabletoolbench import (
+    VirtualAPI,
     VirtualAPIClient,
     cache_key,
     cache_location,
     fwm_simulator,
     make_server,
 )
-from swirl_envs.stabletoolbench.server import NO_SIMULATOR_ERROR
+from swirl_envs.stabletoolbench.server import NO_SIMULATOR_ERROR, create_app
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -38,6 +53,14 @@ def running(tmp_path):
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture
+def app_client(tmp_path):
+    """The ASGI app in-process (no socket): fast checks of validation and routing."""
+    api = VirtualAPI(tmp_path / "cache", simulator=lambda r: {"error": "", "response": "x"})
+    with TestClient(create_app(api, max_body_bytes=1000)) as client:
+        yield client
 
 
 def _upstream_cache(root, category, tool_folder, api, entries):
@@ -123,31 +146,73 @@ def test_fwm_simulator_renders_transition_text(running):
     ("category", "../../etc"), ("tool_name", "a/b"), ("api_name", "..\\x"), ("category", "/abs"),
     ("tool_name", "x\x00y"), ("api_name", ""), ("category", 5),
 ])
-def test_bad_names_are_rejected(running, tmp_path, field, value):
-    server = running(simulator=lambda r: {"error": "", "response": "x"})
+def test_bad_names_are_rejected(app_client, tmp_path, field, value):
     body = {"category": "Data", "tool_name": "t", "api_name": "a", "tool_input": "{}", field: value}
-    response = httpx.post(server.url + "/virtual", json=body)
+    response = app_client.post("/virtual", json=body)
     assert response.status_code == 400 and field in response.json()["error"]
     assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []
 
 
-def test_malformed_requests_get_4xx_json(running):
-    server = running(max_body_bytes=1000)
-    url = server.url + "/virtual"
+def test_malformed_requests_get_4xx_json(app_client):
+    post = app_client.post
+    call = {"category": "D", "tool_name": "t", "api_name": "a"}
     cases = [
-        (httpx.post(url, content=b"{not json", headers={"Content-Type": "application/json"}), 400, "not valid JSON"),
-        (httpx.post(url, json=[1, 2]), 400, "JSON object"),
-        (httpx.post(url, json={"category": "Data", "tool_name": "t", "api_name": "a"}), 400, "tool_input"),
-        (httpx.post(url, json={"category": "D", "tool_name": "t", "api_name": "a", "tool_input": 3}), 400, "tool_input"),
-        (httpx.post(url, json={"category": "D", "tool_name": "t", "api_name": "a", "tool_input": "", "x": 1}), 400,
-         "unknown fields"),
-        (httpx.post(url, content=b"x" * 5000), 413, "exceeds"),
-        (httpx.post(server.url + "/other", json={}), 404, "POST /virtual"),
-        (httpx.get(url), 405, "POST /virtual"),
+        (post("/virtual", content=b"{not json", headers={"Content-Type": "application/json"}), 400, "not valid JSON"),
+        (post("/virtual", content=b"\xff{}"), 400, "not valid JSON"),
+        (post("/virtual", json=[1, 2]), 400, "JSON object"),
+        (post("/virtual", json=call), 400, "missing field 'tool_input'"),
+        (post("/virtual", json={**call, "tool_input": 3}), 400, "tool_input"),
+        (post("/virtual", json={**call, "tool_input": "", "x": 1}), 400, "unknown fields ['x']"),
+        (post("/virtual", json={**call, "tool_input": "", "strip": 5}), 400, "field 'strip'"),
+        (post("/virtual", json={**call, "category": "c" * 300, "tool_input": ""}), 400, "at most 256"),
+        (post("/virtual", json={**call, "category": "  ", "tool_input": ""}), 400, "non-empty"),
+        (post("/virtual", content=b"x" * 5000), 413, "exceeds"),
+        (post("/other", json={}), 404, "POST /virtual"),
+        (app_client.get("/virtual"), 405, "POST /virtual"),
     ]
     for response, status, text in cases:
         assert response.status_code == status and text in response.json()["error"], response.text
-    assert httpx.get(server.url + "/health").json()["status"] == "ok"
+        assert set(response.json()) == {"error", "response"}
+    assert app_client.get("/virtual").headers["allow"] == "POST"
+    health = app_client.get("/health").json()
+    assert health["status"] == "ok" and health["errors"] == 7  # the ones that reached field validation
+    # any Content-Type: the body is JSON whatever the client labels it, as upstream's clients expect
+    answer = post("/virtual", content=json.dumps({**call, "tool_input": ""}), headers={"Content-Type": "text/plain"})
+    assert answer.json() == {"error": "", "response": "x"}
+
+
+def test_openapi_docs_describe_the_request_model(app_client):
+    assert "swagger" in app_client.get("/docs").text.lower()
+    spec = app_client.get("/openapi.json").json()
+    schema = spec["paths"]["/virtual"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert set(schema["required"]) == {"category", "tool_name", "api_name", "tool_input"}
+    assert schema["properties"]["category"]["maxLength"] == 256 and schema["additionalProperties"] is False
+    assert {"400", "413", "503"} <= set(spec["paths"]["/virtual"]["post"]["responses"])
+
+
+def test_oversized_bodies_are_refused_whether_announced_or_chunked(running):
+    server = running(max_body_bytes=1000)
+    url = server.url + "/virtual"
+    announced = httpx.post(url, content=b"x" * 5000)
+    assert announced.status_code == 413 and "5000 bytes exceeds the limit of 1000" in announced.json()["error"]
+
+    def chunks():  # no Content-Length: the size is counted as the body arrives
+        for _ in range(50):
+            yield b"x" * 100
+
+    streamed = httpx.post(url, content=chunks())
+    assert streamed.status_code == 413 and "exceeds the limit of 1000" in streamed.json()["error"]
+    small = json.dumps({"category": "D", "tool_name": "t", "api_name": "a", "tool_input": ""}).encode()
+    assert httpx.post(url, content=iter([small[:10], small[10:]])).status_code == 200  # chunked and small: fine
+
+
+def test_a_stalled_body_is_cut_off(running):
+    server = running(body_timeout_s=0.5)
+    host, port = server.server_address
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(b"POST /virtual HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        reply = b"".join(iter(lambda: sock.recv(4096), b"")).decode()  # until the server closes
+    assert reply.startswith("HTTP/1.1 408") and "not received within 0.5 s" in reply
 
 
 def test_missing_content_length_is_refused(running):
@@ -167,8 +232,45 @@ def test_client_raises_on_protocol_errors(running):
         client.call("Data", "t", "a", {})
 
 
-def test_binds_loopback_by_default(running):
+def test_binds_loopback_by_default_and_warns_otherwise(running, tmp_path, capsys):
     assert running().server_address[0] == "127.0.0.1"
+    assert capsys.readouterr().err == ""
+    exposed = make_server(tmp_path / "other", host="0.0.0.0")  # bound, never served
+    exposed.server_close()
+    assert "warning: binding 0.0.0.0, not loopback" in capsys.readouterr().err
+
+
+def test_a_busy_port_is_one_error_before_the_cache_folder_exists(running, tmp_path):
+    port = running().server_address[1]
+    with pytest.raises(SwirlError, match=f"cannot listen on 127.0.0.1:{port}"):
+        make_server(tmp_path / "second", port=port)
+    assert not (tmp_path / "second").exists()
+
+
+def test_swirl_eval_serve_runs_uvicorn_on_loopback(tmp_path):
+    """The command as a user runs it: its own process, the port it prints, docs, a clean Ctrl-C."""
+    _upstream_cache(tmp_path / "cache", "Data", "t_for_Data", "a", {"{}": {"error": "", "response": "stored"}})
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "evals.cli", "serve", "--bench", "stabletoolbench", "--port", "0",
+                             "--cache-dir", str(tmp_path / "cache")], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        assert ready, "serve printed nothing within 60 s"
+        line = proc.stdout.readline()
+        url = line.split(" on ", 1)[1].split("/virtual", 1)[0]
+        assert url.startswith("http://127.0.0.1:") and "/docs" in line
+        with VirtualAPIClient(url) as client:
+            assert client.call("Data", "t", "a", "") == {"error": "", "response": "stored"}
+        assert httpx.get(url + "/docs").status_code == 200
+        assert httpx.get(url + "/health").json()["hits"] == 1
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.stderr.read() == ""  # loopback: no warning, and nothing else said
 
 
 def test_concurrent_misses_on_one_file_lose_nothing(running, tmp_path):
@@ -232,6 +334,9 @@ def test_deep_nesting_is_refused_with_400(running):
     nested_text = json.dumps({"category": "D", "tool_name": "t", "api_name": "a", "tool_input": deep})
     response = httpx.post(url, content=nested_text.encode(), headers={"Content-Type": "application/json"})
     assert response.status_code == 400 and "tool_input is nested deeper" in response.json()["error"]
+    shallow_but_over = '{"category": "D", "tool_name": "t", "api_name": "a", "tool_input": {"x": ' + "[" * 70
+    response = httpx.post(url, content=(shallow_but_over + "]" * 70 + "}}").encode())
+    assert response.status_code == 400 and "nested deeper than 64" in response.json()["error"]
     fine = {"category": "D", "tool_name": "t", "api_name": "a", "tool_input": json.dumps({"a": [[{"b": 1}]]})}
     assert httpx.post(url, json=fine).status_code == 200
 
@@ -260,4 +365,29 @@ def test_simulations_are_bounded_and_the_rest_told_to_retry(running):
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [200] * 4 + [503] * 4
     assert all(r.headers["Retry-After"] == "2" for r in responses if r.status_code == 503)
+    assert all("busy" in r.json()["error"] for r in responses if r.status_code == 503)
     assert len(started) == 4
+    health = httpx.get(server.url + "/health").json()
+    assert health["peak_running"] == 2 and health["running"] == health["admitted"] == 0
+
+
+def test_hits_are_answered_while_the_simulator_queue_is_full(running, tmp_path):
+    """Waiting misses hold worker threads; a hit must still find one at once."""
+    _upstream_cache(tmp_path / "cache", "D", "hit_for_D", "a", {"{}": {"error": "", "response": "cached"}})
+    gate = threading.Event()
+    server = running(simulator=lambda r: gate.wait(10) and {"error": "", "response": "ok"},
+                     max_simulations=1, max_waiting=60, save_misses=False)
+    url = server.url + "/virtual"
+    with ThreadPoolExecutor(61) as pool:
+        futures = [pool.submit(httpx.post, url, json={"category": "D", "tool_name": "t", "api_name": "a",
+                                                      "tool_input": json.dumps({"i": i})}, timeout=30)
+                   for i in range(61)]
+        for _ in range(300):
+            if httpx.get(server.url + "/health").json()["admitted"] == 61:
+                break
+            time.sleep(0.02)
+        start = time.perf_counter()
+        hit = httpx.post(url, json={"category": "D", "tool_name": "hit", "api_name": "a", "tool_input": ""})
+        assert hit.json() == {"error": "", "response": "cached"} and time.perf_counter() - start < 2
+        gate.set()
+        assert [f.result().status_code for f in futures] == [200] * 61
