@@ -472,16 +472,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from swirl_envs.stabletoolbench import server
     except ImportError as exc:
         raise SwirlError(f"the StableToolBench server is not available ({exc})") from None
-    import ipaddress
-
-    try:
-        loopback = ipaddress.ip_address(args.host).is_loopback
-    except ValueError:
-        loopback = args.host == "localhost"
-    if not loopback:
-        _console(stderr=True).print(f"[yellow]warning[/]: binding {args.host}, not loopback: anyone who can reach "
-                                    "this machine can query the server and fill its cache")
-    simulator = None
+    simulator = None  # the server itself warns when --host is not loopback
     if args.model:
         from .models import load_pair_entry
 
