@@ -31,8 +31,8 @@ from PIL import Image
 ImageLike = Any  # PIL.Image.Image | np.ndarray (HxWx3 uint8)
 
 
-def to_float(image: ImageLike, like: np.ndarray | None = None) -> np.ndarray:
-    """HxWx3 float64 in [0, 1]; resized (bicubic) to `like`'s height and width when given."""
+def to_uint8(image: ImageLike, like: np.ndarray | None = None) -> np.ndarray:
+    """HxWx3 uint8 RGB; resized (bicubic) to `like`'s height and width when given."""
     if not isinstance(image, Image.Image):
         array = np.asarray(image)
         if array.ndim == 2:
@@ -41,7 +41,12 @@ def to_float(image: ImageLike, like: np.ndarray | None = None) -> np.ndarray:
     image = image.convert("RGB")
     if like is not None and image.size != (like.shape[1], like.shape[0]):
         image = image.resize((like.shape[1], like.shape[0]), Image.Resampling.BICUBIC)
-    return np.asarray(image, dtype=np.float64) / 255.0
+    return np.asarray(image)
+
+
+def to_float(image: ImageLike, like: np.ndarray | None = None) -> np.ndarray:
+    """HxWx3 float64 in [0, 1]; resized (bicubic) to `like`'s height and width when given."""
+    return to_uint8(image, like).astype(np.float64) / 255.0
 
 
 def _pair(prediction: ImageLike, reference: ImageLike) -> tuple[np.ndarray, np.ndarray]:
@@ -60,9 +65,12 @@ def l2(prediction: ImageLike, reference: ImageLike) -> float:
 
 
 def psnr(prediction: ImageLike, reference: ImageLike, max_db: float = 100.0) -> float:
-    """10 log10(1 / MSE); identical images give `max_db` rather than infinity, so means stay finite."""
-    mse = l2(prediction, reference)
-    return max_db if mse == 0 else min(max_db, float(10 * np.log10(1.0 / mse)))
+    """swirl_core's PSNR (identical images: 100 dB) of the prediction at the reference's size, capped at
+    `max_db` rather than growing without bound, so means stay finite."""
+    from swirl_core.image_codec import psnr as image_psnr
+
+    ref = to_uint8(reference)
+    return min(max_db, image_psnr(to_uint8(prediction, like=ref), ref))
 
 
 def _gaussian(size: int, sigma: float) -> np.ndarray:
