@@ -124,16 +124,18 @@ def command_line(argv: Sequence[str]) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from swirl_envs.registry import ENV_GROUP, TRAINER_GROUP, benchmark_names, discover_plugins, get_spec
+    from swirl_envs.registry import benchmark_names, discover_plugins, get_spec
 
     benchmarks = [{"name": n, "env_id": s.env_id, "source": s.source, "description": s.description}
                   for n in benchmark_names() for s in [get_spec(n)]]
     trainers: list[dict[str, Any]] = []
     core_error = None
+    plugin_infos = discover_plugins()  # the env plugins; the trainer plugins follow when swirl_core imports
     try:
-        from swirl_core.registry import BUILTIN_TRAINERS, trainer_names
+        from swirl_core.registry import BUILTIN_TRAINERS, trainer_names, trainer_plugins
 
-        plugin_trainers = {p.name: p for p in discover_plugins(TRAINER_GROUP)}
+        plugin_trainers = {p.name: p for p in trainer_plugins()}
+        plugin_infos += plugin_trainers.values()
         for name in trainer_names():
             source = "builtin" if name in BUILTIN_TRAINERS else (
                 plugin_trainers[name].distribution if name in plugin_trainers else "registered")
@@ -142,7 +144,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         core_error = f"swirl_core is not available ({exc})"
     plugins = [{"group": p.group, "name": p.name, "value": p.value, "distribution": p.distribution,
                 "version": p.version, "status": p.status, "error": p.error}
-               for group in (ENV_GROUP, TRAINER_GROUP) for p in discover_plugins(group)]
+               for p in plugin_infos]
     models = [{"name": "tiny", "source": "a small Llama built from the benchmark's training text", "installed": True}]
     try:
         from swirl_core.presets import PRESETS, installed
@@ -326,7 +328,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = apply_overrides(trainer_class.config_class(), args.set)
     if args.seed is not None:
         config = apply_overrides(config, {"seed": args.seed})
-    labelled = getattr(trainer_class, "needs_actions", args.method in ("sft", "sft-oracle"))
+    labelled = args.method == "sft"  # the supervised baseline; every other trainer learns without actions
     bench = _benchmark(args.bench, args.data_dir, labelled=labelled)
     bench.check_split(args.split)
     transitions = list(bench.transitions(args.split, limit=args.limit))

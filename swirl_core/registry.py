@@ -1,6 +1,7 @@
-"""Trainers by name: the built-ins plus plugins from the `swirl.trainers` entry-point group.
+"""Trainers and image codecs by name, both `swirl_envs.lazy_registry.LazyRegistry`s.
 
-The protocol every trainer follows (built-in or plugin):
+Trainers: the built-ins plus plugins from the `swirl.trainers` entry-point group. The protocol every
+trainer follows (built-in or plugin):
 
     trainer = TrainerClass(config)                 # config: an instance of TrainerClass.config_class
     final = trainer.train(transitions_or_benchmark, output_dir, init=None)   # -> Path of the final pair
@@ -9,16 +10,20 @@ The protocol every trainer follows (built-in or plugin):
 `apply_overrides(TrainerClass.config_class(), ["key=value", ...])`. An entry point's name is the trainer
 name and its value `module:TrainerClass`. Listing names reads package metadata only; a plugin's code is
 imported when it is asked for, and one that fails to import is reported, never breaking the built-ins.
+
+Image codecs: what a saved pair's `pair.json` records under "codec" (see `load_codec`).
 """
 
 from __future__ import annotations
 
-import importlib
+import warnings
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from swirl_envs.errors import SwirlError, UnknownNameError
-from swirl_envs.registry import TRAINER_GROUP, PluginInfo, discover_plugins, load_entry_point
+from swirl_envs.errors import SwirlError
+from swirl_envs.lazy_registry import LazyRegistry, PluginInfo, import_object
+
+TRAINER_GROUP = "swirl.trainers"
 
 
 @runtime_checkable
@@ -37,45 +42,53 @@ BUILTIN_TRAINERS = {
     "bootstrap": "swirl_core.baselines:BootstrapTrainer",
 }
 
-_TRAINERS: dict[str, type] = {}
+
+def _check_trainer(name: str, cls: Any) -> None:
+    if not hasattr(cls, "config_class") or not callable(getattr(cls, "train", None)):
+        raise SwirlError(f"trainer {name!r}: {cls!r} needs a config_class attribute and a train() method")
+
+
+TRAINERS: LazyRegistry[type] = LazyRegistry("trainer", group=TRAINER_GROUP, check=_check_trainer)
+for _name, _target in BUILTIN_TRAINERS.items():
+    TRAINERS.register(_name, _target, source="builtin")
 
 
 def register_trainer(name: str, cls: type, *, override: bool = False) -> None:
     """Make `cls` available as `name` (it needs `config_class` and `train`)."""
-    if not hasattr(cls, "config_class") or not callable(getattr(cls, "train", None)):
-        raise SwirlError(f"trainer {name!r}: {cls!r} needs a config_class attribute and a train() method")
-    if not override and name in _TRAINERS and _TRAINERS[name] is not cls:
-        raise SwirlError(f"trainer {name!r} is already registered ({_TRAINERS[name].__module__})")
-    _TRAINERS[name] = cls
+    TRAINERS.register(name, cls, override=override)
 
 
 def trainer_plugins() -> list[PluginInfo]:
     """Installed `swirl.trainers` plugins with their load status (nothing is imported here)."""
-    return discover_plugins(TRAINER_GROUP)
+    return TRAINERS.plugins()
 
 
 def trainer_names() -> list[str]:
     """Built-in, registered and installed-plugin trainer names; plugin code is not imported."""
-    return sorted(set(BUILTIN_TRAINERS) | set(_TRAINERS) | {p.name for p in trainer_plugins()})
+    return TRAINERS.names()
 
 
 def get_trainer(name: str) -> type:
     """The trainer class called `name`; UnknownNameError lists the known names."""
-    if name in _TRAINERS:
-        return _TRAINERS[name]
-    if name in BUILTIN_TRAINERS:
-        module_name, _, attr = BUILTIN_TRAINERS[name].partition(":")
-        cls = getattr(importlib.import_module(module_name), attr)
-        _TRAINERS[name] = cls
-        return cls
-    for info in trainer_plugins():
-        if info.name != name:
-            continue
-        try:
-            cls = load_entry_point(info)
-        except Exception as exc:
-            raise SwirlError(f"trainer plugin {name!r} from {info.distribution} {info.version} failed to load: "
-                             f"{type(exc).__name__}: {exc}") from exc
-        register_trainer(name, cls, override=True)
-        return cls
-    raise UnknownNameError("trainer", name, trainer_names())
+    return TRAINERS.get(name)
+
+
+# ---------------------------------------------------------------- image codecs
+
+# Keyed by the "module:Class" string a pair's save() writes; the built-in is vetted here, while a spec
+# that is not registered (a user's own codec class) is imported as written, as before the registry.
+CODECS: LazyRegistry[Any] = LazyRegistry("image codec")
+CODECS.register("swirl_core.image_codec:ImageCodec", "swirl_core.image_codec:ImageCodec", source="builtin")
+
+
+def load_codec(spec: str, folder: Path | None = None) -> Any:
+    """Rebuild a codec recorded in pair.json: `Class.load(folder)` when the pair saved one there (a fitted
+    codebook), else constructed without arguments; None (with a warning) on failure."""
+    try:
+        codec_class = CODECS.get(spec) if spec in CODECS else import_object(spec)
+        if folder is not None and folder.is_dir() and callable(getattr(codec_class, "load", None)):
+            return codec_class.load(folder)
+        return codec_class()
+    except Exception as exc:  # the pair is still usable on text; say why images will not work
+        warnings.warn(f"could not rebuild image codec {spec!r} ({exc}); pass codec=... to load()", stacklevel=3)
+        return None

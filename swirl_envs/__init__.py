@@ -4,8 +4,9 @@
 >>> bench = swirl_envs.make_benchmark("textphysics")           # actions hidden
 >>> env = swirl_envs.make("swirl/TextPhysics-v0")                # a Gymnasium env
 
-Importing this package registers the built-in Gymnasium ids (`swirl/<Name>-v<N>`); plugin code is
-imported only when a plugin's benchmark or env is asked for, or by `load_plugins()`.
+Importing this package registers the built-in Gymnasium ids (`swirl/<Name>-v<N>`) and runs the installed
+`swirl.envs` plugins' `register` functions, so that `gymnasium.make` knows their ids too (see
+swirl_envs.registry); benchmark modules and data are imported only when a benchmark is built.
 """
 
 from importlib import metadata as _metadata
@@ -35,3 +36,6 @@ try:
     __version__ = _metadata.version("swirl-suite")
 except _metadata.PackageNotFoundError:  # a source checkout that was never installed
     __version__ = "0+unknown"
+
+# Last, once every name above exists: a plugin's register() may `import swirl_envs` and use them.
+load_plugins()

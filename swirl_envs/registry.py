@@ -1,36 +1,41 @@
 """One registry of benchmarks, the Gymnasium ids over them, and third-party plugins.
 
 Built-ins are declared here as import paths and imported only when used. Plugins are Python entry
-points in the `swirl.envs` group (name = namespace, value = `module:register`); listing them reads
-package metadata only, and a plugin that fails to load is recorded and skipped.
+points in the `swirl.envs` group (name = namespace, value = `module:register`, a function that calls
+`register_benchmark`). Importing swirl_envs runs every installed plugin's `register` so that
+`gymnasium.make("<namespace>/<Env>-v0")` knows its ids: Gymnasium (>= 1.0) looks ids up in a plain dict
+with no hook for loading a plugin on a miss, so the ids must be there before it is asked (Gymnasium's
+own entry-point loader, up to 0.29, likewise ran every plugin when gymnasium was imported). A plugin
+that fails is logged in one line and skipped; `make` names its error when one of its ids is asked for.
+Benchmarks themselves (their modules and data) are still imported only when built.
 """
 
 from __future__ import annotations
 
-import importlib
-import traceback
+import logging
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
 import gymnasium as gym
 
+from . import lazy_registry
 from .errors import SwirlError, UnknownNameError
+from .lazy_registry import LazyRegistry, PluginInfo, load_entry_point
 
 ENV_GROUP = "swirl.envs"
-TRAINER_GROUP = "swirl.trainers"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class BenchmarkSpec:
     name: str
-    entry_point: str  # "module:Class" (a Benchmark subclass) or a callable returning a Benchmark
+    entry_point: Any  # "module:Class" (a Benchmark subclass) or a callable returning a Benchmark
     env_id: str | None = None
     description: str = ""
     source: str = "builtin"  # or the plugin's distribution name
 
 
-_BENCHMARKS: dict[str, BenchmarkSpec] = {}
+BENCHMARKS: LazyRegistry[Any] = LazyRegistry("benchmark")
 
 BUILTINS = [
     BenchmarkSpec("textphysics", "swirl_envs.sims.physics:TextPhysics", "swirl/TextPhysics-v0",
@@ -59,40 +64,27 @@ BUILTINS = [
 def register_benchmark(name: str, entry_point: str | Any, *, env_id: str | None = None,
                        description: str = "", source: str = "builtin", override: bool = False) -> None:
     """Add a benchmark (and optionally its Gymnasium id). Plugins call this from their register()."""
-    if not override and name in _BENCHMARKS and _BENCHMARKS[name].entry_point != entry_point:
-        raise SwirlError(f"benchmark {name!r} is already registered by {_BENCHMARKS[name].source}")
-    spec = BenchmarkSpec(name, entry_point, env_id, description, source)
-    _BENCHMARKS[name] = spec
+    BENCHMARKS.register(name, entry_point, source=source, override=override, env_id=env_id,
+                        description=description)
     if env_id is not None and env_id not in gym.registry:
         gym.register(id=env_id, entry_point="swirl_envs.registry:make_env", kwargs={"benchmark": name})
 
 
-def _load_object(entry_point: str | Any) -> Any:
-    if not isinstance(entry_point, str):
-        return entry_point
-    module_name, _, attr = entry_point.partition(":")
-    obj = importlib.import_module(module_name)
-    for part in attr.split(".") if attr else []:
-        obj = getattr(obj, part)
-    return obj
-
-
 def benchmark_names() -> list[str]:
-    return sorted(_BENCHMARKS)
+    return BENCHMARKS.names()
 
 
 def get_spec(name: str) -> BenchmarkSpec:
-    if name not in _BENCHMARKS:
+    if name not in BENCHMARKS:
         load_plugins()
-    if name not in _BENCHMARKS:
-        raise UnknownNameError("benchmark", name, benchmark_names())
-    return _BENCHMARKS[name]
+    entry = BENCHMARKS.entry(name)
+    return BenchmarkSpec(name, entry.target, entry.about["env_id"], entry.about["description"], entry.source)
 
 
 def make_benchmark(name: str, **kwargs: Any):
     """Build a benchmark by name, e.g. make_benchmark("textphysics", labelled=True)."""
-    factory = _load_object(get_spec(name).entry_point)
-    return factory(**kwargs)
+    get_spec(name)  # loads the plugins first when the name is not known yet
+    return BENCHMARKS.get(name)(**kwargs)
 
 
 def make_env(benchmark: str, *, split: str = "test", reveal_actions: bool = False, **kwargs: Any):
@@ -102,72 +94,36 @@ def make_env(benchmark: str, *, split: str = "test", reveal_actions: bool = Fals
 
 
 def make(env_id: str, **kwargs: Any) -> gym.Env:
-    """gymnasium.make, after loading the plugin that owns the id's namespace if it is not registered yet."""
+    """gymnasium.make, after loading the plugin that owns the id's namespace if it is not registered yet;
+    an id in the namespace of a plugin that failed to load raises that plugin's error."""
     if env_id not in gym.registry:
         namespace = env_id.split("/", 1)[0] if "/" in env_id else None
-        load_plugins(only=namespace)
+        for info in load_plugins(only=namespace):
+            if info.name == namespace and info.status == "failed":
+                raise SwirlError(f"env id {env_id!r}: {info.failure}")
     if env_id not in gym.registry:
-        known = [i for i in gym.registry if i.startswith("swirl/")]
+        known = [e.about["env_id"] for e in map(BENCHMARKS.entry, BENCHMARKS.names()) if e.about["env_id"]]
         raise UnknownNameError("env id", env_id, known)
     return gym.make(env_id, **kwargs)
 
 
-# ---------------------------------------------------------------- plugins
-
-
-@dataclass
-class PluginInfo:
-    group: str
-    name: str
-    value: str
-    distribution: str
-    version: str
-    status: str = "not loaded"  # "loaded" | "failed" once tried
-    error: str = ""
-    traceback: str = ""  # shown with --debug
-
-
-_PLUGIN_STATUS: dict[tuple[str, str], PluginInfo] = {}
-
-
 def discover_plugins(group: str = ENV_GROUP) -> list[PluginInfo]:
-    """Entry points of a group, read from package metadata without importing plugin code."""
-    found = []
-    for ep in metadata.entry_points(group=group):
-        dist = getattr(ep, "dist", None)
-        info = _PLUGIN_STATUS.get((group, ep.name)) or PluginInfo(
-            group, ep.name, ep.value, dist.name if dist else "?", dist.version if dist else "?")
-        found.append(info)
-    return sorted(found, key=lambda p: p.name)
-
-
-def load_entry_point(info: PluginInfo) -> Any:
-    """Import a plugin's object; failures are recorded on `info` and re-raised."""
-    try:
-        ep = metadata.EntryPoint(name=info.name, value=info.value, group=info.group)
-        obj = ep.load()
-    except Exception as exc:  # a plugin may fail in any way; it must not take the built-ins down
-        info.status, info.error = "failed", f"{type(exc).__name__}: {exc}"
-        info.traceback = traceback.format_exc()
-        _PLUGIN_STATUS[(info.group, info.name)] = info
-        raise
-    info.status, info.error = "loaded", ""
-    _PLUGIN_STATUS[(info.group, info.name)] = info
-    return obj
+    """A group's plugins (env plugins by default) with their status, from package metadata only."""
+    return lazy_registry.discover_plugins(group)
 
 
 def load_plugins(only: str | None = None) -> list[PluginInfo]:
-    """Import and run the `register` function of each env plugin (once); returns every plugin's status."""
+    """Import and run the `register` function of each env plugin (once; `only`: the plugin of that
+    namespace); returns every env plugin's status."""
     infos = discover_plugins(ENV_GROUP)
     for info in infos:
         if info.status != "not loaded" or (only is not None and info.name != only):
             continue
         try:
-            register = load_entry_point(info)
-            register()
-        except Exception as exc:
-            info.status, info.error = "failed", f"{type(exc).__name__}: {exc}"
-            _PLUGIN_STATUS[(info.group, info.name)] = info
+            load_entry_point(info)()
+        except Exception as exc:  # load_entry_point records import errors; this records register()'s
+            info.record_failure(exc)
+            log.warning(info.failure)
     return infos
 
 

@@ -1,4 +1,5 @@
-"""Trainer registry and configs: built-ins, overrides, and a plugin trainer from an installed distribution."""
+"""Trainer and codec registries and configs: built-ins, overrides, and a plugin trainer from an installed
+distribution."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from support import install_fake_distribution
 import swirl_core
 from swirl_core import SFTConfig, SwirlConfig, apply_overrides, get_trainer, register_trainer, trainer_names
 from swirl_core.config import config_keys, from_dict, to_dict
-from swirl_core.registry import _TRAINERS, trainer_plugins
-from swirl_envs import registry as env_registry
+from swirl_core.registry import TRAINERS, load_codec, trainer_plugins
+from swirl_envs import lazy_registry
 from swirl_envs.errors import SwirlError, UnknownNameError
 
 PLUGIN = '''
@@ -56,12 +57,12 @@ def plugins(tmp_path, monkeypatch):
                               "raise ImportError('no CUDA toolkit')\n", "swirl.trainers", "broken", "broken_trainers:Trainer")
     monkeypatch.syspath_prepend(str(tmp_path))
     importlib.invalidate_caches()
-    monkeypatch.setattr(env_registry, "_PLUGIN_STATUS", {})
+    monkeypatch.setattr(lazy_registry, "_PLUGIN_STATUS", {})
     yield
     for name in ("acme_trainers", "broken_trainers"):
         sys.modules.pop(name, None)
     for name in ("acme-count", "broken"):
-        _TRAINERS.pop(name, None)
+        TRAINERS.unregister(name)
 
 
 def test_builtins_and_unknown_names():
@@ -88,7 +89,7 @@ def test_register_trainer_checks_the_protocol():
         with pytest.raises(SwirlError, match="already registered"):
             register_trainer("mine", swirl_core.SFTTrainer)
     finally:
-        _TRAINERS.pop("mine")
+        TRAINERS.unregister("mine")
 
 
 def test_plugin_trainer_is_listed_lazily_loaded_and_run(plugins, tmp_path):
@@ -105,6 +106,19 @@ def test_plugin_trainer_is_listed_lazily_loaded_and_run(plugins, tmp_path):
     status = {p.name: p for p in trainer_plugins()}
     assert status["broken"].status == "failed" and status["acme-count"].status == "loaded"
     assert get_trainer("swirl") is swirl_core.SwirlTrainer
+
+
+def test_codecs_recorded_in_pair_json_are_rebuilt(tmp_path):
+    from swirl_core.image_codec import CodecConfig, ImageCodec
+
+    assert type(load_codec("swirl_core.image_codec:ImageCodec")) is ImageCodec  # unfitted: constructed
+    codec = ImageCodec(CodecConfig(image_size=(8, 8), codebook_size=2, iters=1)).fit([[[[0, 0, 0]] * 8] * 8])
+    codec.save(tmp_path / "codec")
+    rebuilt = load_codec("swirl_core.image_codec:ImageCodec", tmp_path / "codec")
+    assert rebuilt.config == codec.config and (rebuilt.codebook == codec.codebook).all()
+    assert type(load_codec("collections:OrderedDict")).__name__ == "OrderedDict"  # a user's own class: imported
+    with pytest.warns(UserWarning, match="could not rebuild image codec 'nowhere:Codec'"):
+        assert load_codec("nowhere:Codec") is None
 
 
 def _transition(i):
