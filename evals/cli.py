@@ -399,11 +399,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from swirl_envs.fileio import write_atomic
+    from swirl_envs.fileio import dumps_json, write_atomic
 
     from .leaderboard import check, load_leaderboard, record
     from .report import fmt_value, load_report
-    from .runner import dumps
 
     board = load_leaderboard(args.leaderboard)
     report = load_report(args.report)
@@ -434,7 +433,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         if result.regressions and not args.force:
             raise UsageError("not recording a run that regresses; pass --force to record it anyway")
         board = record(board, report, report_path=args.report_path, ci=args.ci)
-        write_atomic(Path(args.leaderboard), dumps(board))
+        write_atomic(Path(args.leaderboard), dumps_json(board))
         print(f"recorded {', '.join(report['methods'])} in {args.leaderboard}")
     return result.exit_code
 

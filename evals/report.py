@@ -452,13 +452,11 @@ def render_html(report: Mapping[str, Any], folder: str | Path | None = None) -> 
 
 def write_report(report: Mapping[str, Any], output_dir: str | Path) -> None:
     """report.json, report.md and report.html, each written atomically."""
-    from swirl_envs.fileio import write_atomic
-
-    from .runner import dumps
+    from swirl_envs.fileio import dumps_json, write_atomic
 
     out = Path(output_dir)
     validate_report(report, where=out / "report.json")
-    write_atomic(out / "report.json", dumps(report))
+    write_atomic(out / "report.json", dumps_json(report))
     write_atomic(out / "report.md", render_markdown(report))
     write_atomic(out / "report.html", render_html(report, out))
 

@@ -40,6 +40,7 @@ from PIL import Image
 
 from swirl_envs.benchmark import Benchmark
 from swirl_envs.errors import DataError, SwirlError
+from swirl_envs.fileio import dumps_json as dumps  # the project's JSON format, under its old name here
 from swirl_envs.fileio import write_atomic
 from swirl_envs.transition import Transition
 
@@ -120,10 +121,6 @@ class ImageScorers:
                 raise SwirlError(f"cannot load the {kind} model {name!r} ({str(exc).splitlines()[0]})") from None
         return cls(load("CLIP", image_metrics.ClipScorer.load, config.clip_model),
                    load("DINO", image_metrics.DinoScorer.load, config.dino_model))
-
-
-def dumps(data: Any) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def seed_everything(seed: int) -> None:

@@ -77,6 +77,12 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def dumps_json(data: Any) -> str:
+    """The project's JSON files (reports, manifests, leaderboards): indented, UTF-8 as is, and no NaN or
+    Infinity, which read_json refuses too."""
+    return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
 def read_json(path: str | Path, kind: str = "JSON") -> Any:
     """Parse a JSON file; a missing or malformed file is a DataError naming the file and what it should be."""
     from .errors import DataError
