@@ -35,6 +35,16 @@ def load(name: str, **kwargs: Any) -> Any:
     return evaluate.load(str(path(name)), **kwargs)
 
 
+def module_info(description: str, inputs: str, kind: str = "string") -> Any:
+    """The MetricInfo of a module whose predictions and references are strings or ("image") images."""
+    import datasets
+    import evaluate
+
+    feature = datasets.Image() if kind == "image" else datasets.Value("string")
+    return evaluate.MetricInfo(description=description, citation="", inputs_description=inputs,
+                               features=datasets.Features({"predictions": feature, "references": feature}))
+
+
 def text_metrics(role: str, names: Sequence[str], predictions: Sequence[str], references: Sequence[str],
                  states: Sequence[str] | None = None, *, seed: int = 0,
                  n_boot: int = metrics.BOOTSTRAP_SAMPLES) -> dict[str, dict[str, Any]]:
