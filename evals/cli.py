@@ -255,18 +255,12 @@ def _status(text: str):
 
 def _progress(methods: list[str]):
     """One bar over every method's transitions: which method runs, elapsed time and the time left."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import TextColumn, TimeRemainingColumn
 
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TextColumn("left"), TimeRemainingColumn(), console=_console(stderr=True), transient=False,
-                        disable=not sys.stderr.isatty())
+    from swirl_core.logging import progress_bar
+
+    progress = progress_bar(TextColumn("left"), TimeRemainingColumn(), console=_console(stderr=True), transient=False,
+                            disable=not sys.stderr.isatty())
     task = progress.add_task("evaluating", total=None)
     finished: dict[str, int] = {}
 

@@ -12,7 +12,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from swirl_envs.fileio import write_atomic
 
@@ -27,6 +34,13 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def progress_bar(*extra: ProgressColumn, **options: Any) -> Progress:
+    """The project's one rich progress layout (training and `swirl-eval run`): what runs, a bar, done of
+    total and elapsed time, then the caller's `extra` columns; `options` go to rich's Progress."""
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    *extra, **options)
+
+
 class MetricsLogger:
     def __init__(self, output_dir: str | Path, *, total_steps: int, progress: bool = True,
                  description: str = "training", resume_step: int | None = None):
@@ -37,8 +51,7 @@ class MetricsLogger:
         elif self.path.exists():
             self.path.unlink()  # a fresh run starts a fresh log
         self.start = time.time()
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("{task.fields[info]}"), disable=not progress)
+        self.progress = progress_bar(TextColumn("{task.fields[info]}"), disable=not progress)
         self.task = self.progress.add_task(description, total=total_steps, completed=resume_step or 0, info="")
 
     def truncate_after(self, step: int) -> None:
