@@ -281,10 +281,11 @@ class _Loader:
         if not isinstance(functions, list):
             raise DataError("expected a list of functions", path=rel, record=record, field="function")
         routes = dict(known.routes) if known else {}
-        for function in functions:
+        for index, function in enumerate(functions):
             name = function.get("name") if isinstance(function, dict) else None
             if not isinstance(name, str):
                 raise DataError("function without a name", path=rel, record=record, field="function")
+            _check_function(function, rel, record, f"function[{index}]")
             if name == FINISH or name in routes:
                 continue
             tool_match = _TOOL_IN_DESCRIPTION.search(str(function.get("description", "")))
@@ -419,6 +420,34 @@ class _Loader:
             else:
                 calls += below
         return calls
+
+
+def _check_function(function: Mapping[str, Any], rel: str, record: str, field: str) -> None:
+    """The parts of a function schema that the state shows must have their JSON-schema types.
+
+    Each may be absent; a wrong type would otherwise render as a different (or empty) signature.
+    """
+    expected = [("description", function, str), ("parameters", function, Mapping)]
+    params = function.get("parameters") or {}
+    if isinstance(params, Mapping):
+        expected += [("parameters.properties", params, Mapping), ("parameters.required", params, list)]
+        properties = params.get("properties") or {}
+        if isinstance(properties, Mapping):
+            for pname, spec in properties.items():
+                if not isinstance(spec, Mapping):
+                    raise DataError(f"expected an object, got {type(spec).__name__}", path=rel, record=record,
+                                    field=f"{field}.parameters.properties.{pname}")
+                expected += [(f"parameters.properties.{pname}.type", spec, str),
+                             (f"parameters.properties.{pname}.enum", spec, list)]
+    for name, holder, kind in expected:
+        value = holder.get(name.rsplit(".", 1)[-1])
+        if value is not None and not isinstance(value, kind):
+            raise DataError(f"expected {'an object' if kind is Mapping else kind.__name__}, got "
+                            f"{type(value).__name__}", path=rel, record=record, field=f"{field}.{name}")
+    required = params.get("required") if isinstance(params, Mapping) else None
+    if isinstance(required, list) and not all(isinstance(r, str) for r in required):
+        raise DataError("expected a list of parameter names", path=rel, record=record,
+                        field=f"{field}.parameters.required")
 
 
 _NODE_TYPES = ("Thought", "Action", "Action Input")

@@ -97,7 +97,13 @@ class AuroraBench(VisualBenchmark):
             default_task = path.parent.name if split == "train" else None
             for index, record in enumerate(records):
                 check_keys(record, ("input", "instruction"), path=path, where=index)
-                task = str(record.get("task", default_task or "unknown"))
+                # Paths and the instruction are text; str() of another type would name no file or the wrong edit.
+                for key in ("input", "instruction", "output", "task"):
+                    value = record.get(key)
+                    if not isinstance(value, str) and (key in ("input", "instruction") or value is not None):
+                        raise DataError(f"expected a string, got {type(value).__name__}", path=path, record=index,
+                                        field=key)
+                task = record["task"] if record.get("task") is not None else default_task or "unknown"
                 if self.tasks is not None and task not in self.tasks:
                     continue
                 summary.total += 1

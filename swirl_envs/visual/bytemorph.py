@@ -31,6 +31,7 @@ EDIT_TYPES = ("camera_zoom", "camera_motion", "object_motion", "human_motion", "
 COLUMNS = ("edit_type", "image_id", "src_img", "tgt_img", "edit_prompt", "edit_prompt_rewrite_instruction",
            "src_img_caption", "tgt_img_caption")
 TEXT_FIELDS = ("edit_prompt", "edit_prompt_rewrite_instruction")
+IMAGE_COLUMNS = ("src_img", "tgt_img")
 
 
 def parquet_files(root: Path) -> list[Path]:
@@ -43,6 +44,7 @@ def parquet_files(root: Path) -> list[Path]:
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
@@ -52,6 +54,12 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     for column in COLUMNS:
         if column not in table.column_names:
             raise DataError(f"missing column (has: {', '.join(table.column_names)})", path=path, field=column)
+        kind = table.schema.field(column).type
+        # Another type would be read as text all the same (str(5), str(b"...")) and give wrong transitions.
+        expected = "a struct of bytes and path" if column in IMAGE_COLUMNS else "a string"
+        if not (pa.types.is_struct(kind) if column in IMAGE_COLUMNS else pa.types.is_string(kind)
+                or pa.types.is_large_string(kind)):
+            raise DataError(f"expected {expected} column, got {kind}", path=path, field=column)
     return table.to_pylist()
 
 
@@ -97,7 +105,7 @@ class ByteMorph(VisualBenchmark):
                     continue
                 summary.total += 1
                 where = f"{Path(source).name}#{index}"
-                for column in ("src_img", "tgt_img", self.action_field):
+                for column in ("edit_type", "image_id", "src_img", "tgt_img", self.action_field):
                     if row.get(column) is None:
                         raise DataError("empty cell", path=self._resolve(source), record=where, field=column)
                 state = open_image(row["src_img"], path=self._resolve(source), record=where, field="src_img")

@@ -39,19 +39,30 @@ PLAN_JOIN = ", then "
 
 
 def _state_paths(states: Any, *, path: Path, where: str) -> tuple[str, str]:
+    pair = None
     if isinstance(states, (list, tuple)) and len(states) == 2:
-        return str(states[0]), str(states[1])
-    if isinstance(states, dict):
+        pair = states[0], states[1]
+    elif isinstance(states, dict):
         for first, last in (("initial_state", "final_state"), ("initial", "final")):
             if first in states and last in states:
-                return str(states[first]), str(states[last])
+                pair = states[first], states[last]
+                break
+    # str() of anything but a path would name a frame that is not there, and the sample would be skipped.
+    if pair is not None and all(isinstance(p, str) and p for p in pair):
+        return pair
     raise DataError("expected {initial_state, final_state} frame paths", path=path, record=where, field="states")
 
 
 def _clip(clip: Any, *, path: Path, where: str) -> dict[str, Any]:
-    if not isinstance(clip, dict) or "segment_uid" not in clip:
-        raise DataError("a candidate clip must be an object with a segment_uid", path=path, record=where,
+    if not isinstance(clip, dict) or not isinstance(clip.get("segment_uid"), str):
+        raise DataError("a candidate clip must be an object with a string segment_uid", path=path, record=where,
                         field="candidates")
+    # The caption is the candidate's text and the frames are paths: another type would read as other text.
+    caption, frames = clip.get("caption"), clip.get("frames", [])
+    if caption is not None and not isinstance(caption, str) or not isinstance(frames, list) \
+            or not all(isinstance(f, str) for f in frames):
+        raise DataError("a candidate clip's caption must be a string and its frames a list of paths", path=path,
+                        record=where, field="candidates")
     return clip
 
 
