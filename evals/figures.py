@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", type=Path, default=Path("docs/figures"))
     p.add_argument("--style", default=None, help="a matplotlib style name or .mplstyle file to draw with")
     args = p.parse_args(argv)
-    import matplotlib
+    import matplotlib.style
 
     summaries = [json.loads(path.read_text()) for path in args.summaries]
     args.output.mkdir(parents=True, exist_ok=True)

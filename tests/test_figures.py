@@ -48,3 +48,17 @@ def test_one_method_table_feeds_every_list():
     assert methods.colour("my-trainer") == methods.FALLBACK_COLOUR
     assert methods.baseline_of("swirl-shared:beta0") == "sft-shared" and methods.baseline_of("swirl") == "sft"
     assert len({m.colour for m in methods.METHODS.values()}) == len(methods.METHODS)
+
+
+def test_cli_writes_svg_png_and_table_and_takes_a_style(tmp_path):
+    import json
+
+    (tmp_path / "summary.json").write_text(json.dumps(toy_summary()))
+    for out in ("a", "b"):
+        assert figures.main([str(tmp_path / "summary.json"), "--output", str(tmp_path / out), "--style", "ggplot"]) == 0
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["gains.png", "gains.svg", "horizon.png",
+                                                                  "horizon.svg", "summary.md"]
+    for name in ("gains.svg", "horizon.png"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert figures.main([str(tmp_path / "summary.json"), "--output", str(tmp_path / "plain")]) == 0
+    assert (tmp_path / "plain" / "gains.svg").read_bytes() != (tmp_path / "a" / "gains.svg").read_bytes()
