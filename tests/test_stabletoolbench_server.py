@@ -304,10 +304,15 @@ def test_load_benchmark_runs_and_verifies(monkeypatch, tmp_path, capsys):
     server_load = importlib.import_module("server_load")
     out = tmp_path / "load.json"
     assert server_load.main(["--clients", "4", "--requests", "60", "--seconds", "20", "--files", "3",
+                             "--model-requests", "5", "--max-simulations", "1", "--max-waiting", "1",
                              "--json", str(out)]) == 0
     results = json.loads(out.read_text())
     assert results["hits"]["requests"] == results["misses"]["requests"] == 60
     assert results["verify"] == {"cache_files": 3, "entries": 120, "lost": 0, "corrupted": 0, "problems": []}
+    # five calls at once against one slot and a queue of one: some are turned away, all end answered and saved
+    assert results["model"]["requests"] == 5 and results["model"]["errors"] == 0
+    assert results["model_verify"]["entries"] == 5 and results["model_verify"]["lost"] == 0
+    assert results["model_load"]["refused_503"] >= 1 and results["model_load"]["peak_running"] == 1
     assert "vs direct" in capsys.readouterr().out
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import os
 import socket
 import sys
 import threading
@@ -211,9 +212,13 @@ class VirtualAPIServer:
 def _listen(host: str, port: int) -> socket.socket:
     try:
         family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        return socket.create_server(address[:2], family=family, backlog=128)
     except OSError as exc:
         raise SwirlError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    try:
+        return socket.create_server(address[:2], family=family, backlog=128)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)  # create_server's own text repeats the address
+        raise SwirlError(f"cannot listen on {host}:{port}: {reason}") from None
 
 
 def make_server(cache_dir: str | Path, *, host: str = "127.0.0.1", port: int = 0,
