@@ -166,6 +166,10 @@ def function_from_api(api: Mapping[str, Any], *, where: str = "") -> tuple[dict[
         category, tool_name, api_name = api["category_name"], api["tool_name"], api["api_name"]
     except (KeyError, TypeError) as exc:
         raise DataError(f"api_list entry lacks {exc}", path=where or None, field="api_list") from None
+    for key, value in (("category_name", category), ("tool_name", tool_name), ("api_name", api_name)):
+        if not isinstance(value, str):
+            raise DataError(f"api_list entry's {key} must be a string, got {type(value).__name__}",
+                            path=where or None, field="api_list")
     tool = standardize(tool_name)
     pure_api = change_name(standardize(api_name))
     name = api_function_name(api_name, tool)
@@ -180,6 +184,8 @@ def function_from_api(api: Mapping[str, Any], *, where: str = "") -> tuple[dict[
     # functions built from a query file equal those recorded in the answer files.
     groups = (("required_parameters", required), ("optional_parameters", optional))
     for group, names in groups if api.get("required_parameters") else ():
+        if not isinstance(api.get(group) or [], list):
+            raise DataError("expected a list of parameters", path=where or None, field=group)
         for para in api.get(group) or []:
             if not isinstance(para, Mapping) or "name" not in para:
                 raise DataError("parameter without a name", path=where or None, field=group)
