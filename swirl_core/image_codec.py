@@ -66,7 +66,9 @@ class CodecConfig:
         return self.grid[0] * self.grid[1]
 
 
-def _rgb_array(image: Any, size: tuple[int, int]) -> np.ndarray:
+def rgb_array(image: Any, size: tuple[int, int]) -> np.ndarray:
+    """`image` as uint8 RGB at `size` (height, width): what the codec encodes, and what a decoded picture is
+    compared with."""
     if not isinstance(image, Image.Image):
         image = Image.fromarray(np.asarray(image, dtype=np.uint8))
     image = image.convert("RGB")
@@ -104,7 +106,7 @@ class ImageCodec:
 
     def _patches(self, image: Any) -> np.ndarray:
         p, (gh, gw) = self.config.patch, self.config.grid
-        pixels = _rgb_array(image, self.config.image_size)
+        pixels = rgb_array(image, self.config.image_size)
         return pixels.reshape(gh, p, gw, p, 3).transpose(0, 2, 1, 3, 4).reshape(gh * gw, p * p * 3)
 
     def _unpatch(self, patches: np.ndarray) -> np.ndarray:
@@ -280,7 +282,7 @@ def psnr(a: Any, b: Any) -> float:
 
 def reconstruction_psnr(codec: ImageCodec, images: Iterable[Any]) -> float:
     """Mean PSNR between each image (at the codec's size) and its encode-decode reconstruction."""
-    scores = [psnr(_rgb_array(image, codec.config.image_size), codec.reconstruct(image)) for image in images]
+    scores = [psnr(rgb_array(image, codec.config.image_size), codec.reconstruct(image)) for image in images]
     if not scores:
         raise ValueError("reconstruction_psnr() needs at least one image")
     return float(np.mean(scores))

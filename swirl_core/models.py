@@ -38,6 +38,7 @@ from .logprobs import completion_logprobs, reduce_logprobs
 from .lora import LoraSettings, add_adapters, describe_adapters, is_adapter, load_adapters
 from .presets import PRESETS, quiet_transformers, resolve_model
 from .prompts import ROLES, PromptFormat, serialize_action
+from .registry import load_codec
 from .tiny import TinyConfig, tiny_model, train_tokenizer
 
 PAIR_FILE = "pair.json"
@@ -161,7 +162,7 @@ class WorldModelPair:
             options.update(format_options)
             sources, bases = info.get("sources"), info.get("bases") or {}
             if codec is None and info.get("codec"):
-                codec = _load_codec(info["codec"], folder / CODEC_DIR)
+                codec = load_codec(info["codec"], folder / CODEC_DIR)
             names = ["shared"] if info["shared"] else ["fwm", "idm"]
             loaded = {}
             for name in names:
@@ -395,25 +396,6 @@ def _load_role(folder: Path, base: str | None, trainable: bool,
             return load_adapters(model, str(folder), trainable=trainable), tokenizer
     except SafetensorError as exc:
         raise DataError(f"unreadable adapter weights, truncated or not safetensors ({exc})", path=folder) from None
-
-
-def _load_codec(spec: str, folder: Path | None = None) -> Any:
-    """Rebuild a codec recorded in pair.json (`module:Class`): `Class.load(folder)` when the pair saved one
-    there (a fitted codebook), else constructed without arguments; None (with a warning) on failure."""
-    import importlib
-    import warnings
-
-    module_name, _, name = spec.partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in name.split("."):
-            obj = getattr(obj, part)
-        if folder is not None and folder.is_dir() and callable(getattr(obj, "load", None)):
-            return obj.load(folder)
-        return obj()
-    except Exception as exc:  # the pair is still usable on text; say why images will not work
-        warnings.warn(f"could not rebuild image codec {spec!r} ({exc}); pass codec=... to load()", stacklevel=3)
-        return None
 
 
 def build_tiny_pair(texts: Iterable[str], *, shared: bool = False, seed: int = 0, codec: Any = None,

@@ -103,7 +103,7 @@ class Benchmark(ABC):
         digest = hashlib.sha256()
         for t in itertools.islice(self._stream(split, limit, "transitions"), limit):
             for value in (t.state, t.next_state, t.action, t.episode_id, t.step):
-                digest.update(_hash_bytes(value))
+                digest.update(state_bytes(value))
                 digest.update(b"\x1f")
             digest.update(json.dumps(dict(t.meta), sort_keys=True, default=str).encode())
             digest.update(b"\x1e")
@@ -115,7 +115,8 @@ class Benchmark(ABC):
                 "data_dir": str(self.data_dir) if self.data_dir else None}
 
 
-def _hash_bytes(value: Any) -> bytes:
+def state_bytes(value: Any) -> bytes:
+    """A state, action or next state as bytes that identify it (text as UTF-8, pictures as shape + pixels)."""
     if value is None:
         return b"\x00none"
     if isinstance(value, str):
