@@ -56,6 +56,11 @@ class _PreallocatedLayer(DynamicLayer):
             self._k, self._v = (t.repeat_interleave(repeats, 0) for t in (self._k, self._v))
             self.keys, self.values = self._k[:, :, :self.length], self._v[:, :, :self.length]
 
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        if self.is_initialized:
+            self._k, self._v = self._k[indices], self._v[indices]
+            self.keys, self.values = self._k[:, :, :self.length], self._v[:, :, :self.length]
+
 
 def _preallocated_cache(model: PreTrainedModel, capacity: int) -> Cache | None:
     """A cache of `_PreallocatedLayer`s for a plain full-attention decoder that takes one, else None (the
@@ -69,12 +74,15 @@ def _preallocated_cache(model: PreTrainedModel, capacity: int) -> Cache | None:
 @torch.no_grad()
 def generate_ids(model: PreTrainedModel, prompt_ids: Sequence[Sequence[int]], *, eos_id: int, pad_id: int,
                  max_new_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
-                 generator: torch.Generator | None = None, repeats: int = 1) -> list[list[int]]:
-    """Batched sampling with a KV cache; each row stops at its eos (kept in the output) or the budget.
+                 generator: torch.Generator | None = None, repeats: int = 1, shrink: bool = True) -> list[list[int]]:
+    """Batched sampling with a KV cache; each row stops at its eos (kept in the output) or the budget, and
+    finished rows leave the batch (and the cache) as they accumulate.
 
     With `repeats` > 1 each prompt is sampled that many times (rows i*repeats .. i*repeats+repeats-1): the
     prompt is run once and its cache copied, instead of running the same prompt once per sample.
     The cache and the attention mask are allocated once for prompt + budget and filled in place.
+    `shrink=False` keeps finished rows in the batch to the end (the reference `benchmarks/decode_shrink.py`
+    measures against); the ids are the same either way.
     """
     model = core_model(model)
     device = next(model.parameters()).device
@@ -95,15 +103,27 @@ def generate_ids(model: PreTrainedModel, prompt_ids: Sequence[Sequence[int]], *,
     positions = positions[:, -1:]
     done = torch.zeros(len(prompt_ids) * repeats, dtype=torch.bool, device=device)
     produced = torch.full((len(done), max_new_tokens), pad_id, dtype=torch.long, device=device)
+    rows = torch.arange(len(done), device=device)  # the row of `produced` each batch row writes to
+    can_shrink = shrink and callable(getattr(past, "batch_select_indices", None))
+    # Sampling always draws for every row (the finished rows' last logits stand in for them), so that a
+    # seed gives the same tokens whether or not the batch has shrunk.
+    all_logits = logits.clone()
     steps = 0
     for step in range(max_new_tokens):
-        token = _sample(logits, temperature, top_p, generator)
+        all_logits[rows] = logits
+        token = _sample(all_logits, temperature, top_p, generator)[rows]
         token = torch.where(done, torch.full_like(token, pad_id), token)
-        produced[:, step] = token
+        produced[rows, step] = token
         steps = step + 1
         done |= token == eos_id
         if bool(done.all()):
             break
+        if can_shrink and 4 * int(done.sum()) >= len(done):
+            # Finished rows would still be run (and their cache read) every step until the longest row ends;
+            # dropping them once a quarter is done bounds the copies to a few while most of the waste goes.
+            keep = (~done).nonzero().squeeze(1)
+            past.batch_select_indices(keep)
+            rows, token, done, mask, positions = (t[keep] for t in (rows, token, done, mask, positions))
         mask[:, width + step] = ~done
         positions = positions + 1
         out = model(input_ids=token.unsqueeze(1), attention_mask=mask[:, :width + step + 1], position_ids=positions,
