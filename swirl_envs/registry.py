@@ -50,6 +50,9 @@ BUILTINS = [
                   "Mind2Web web trajectories: cleaned HTML, element operations"),
     BenchmarkSpec("stabletoolbench", "swirl_envs.stabletoolbench:StableToolBench", "swirl/StableToolBench-v0",
                   "StableToolBench / ToolBench trajectories: conversation, tool call, API response"),
+    BenchmarkSpec("apibank", "swirl_envs.apibank:APIBank", "swirl/APIBank-v0",
+                  "API-Bank dialogues (levels 1-3, 752 calls in 311 dialogues): dialogue and API results so far, "
+                  "JSON API call, API result; 505 train / 79 validation / 168 test transitions"),
     BenchmarkSpec("aurora", "swirl_envs.visual.aurora:AuroraBench", "swirl/AuroraBench-v0",
                   "AURORA-Bench image edits (source image, instruction, edited image)"),
     BenchmarkSpec("bytemorph", "swirl_envs.visual.bytemorph:ByteMorph", "swirl/ByteMorph-v0",
