@@ -132,9 +132,25 @@ def _expect(value: Any, kinds: tuple[type, ...], what: str, rel: str, record: An
     return value
 
 
+def _same_value(argument: Any, echoed: Any) -> bool:
+    """A level-3 argument as the API echoed it: equal, or a number the API parsed from its text."""
+    if isinstance(argument, bool) or isinstance(echoed, bool):  # True == 1 in Python, not in JSON
+        return argument is echoed
+    if isinstance(argument, str) and isinstance(echoed, int | float):
+        try:
+            return float(argument) == echoed
+        except ValueError:
+            return False
+    if argument != echoed:
+        return False
+    return type(argument) is type(echoed) or all(isinstance(v, int | float) for v in (argument, echoed))
+
+
 def _result(result: Any, name: str, arguments: Mapping[str, Any], rel: str, record: Any, prefix: str,
             null_input: bool) -> str:
-    """Check an API's recorded result against its call and render it as Y."""
+    """Check an API's recorded result against its call and render it as Y. Levels 1-2 (`null_input`) echo
+    their string arguments converted by rules of each API (numbers, Python list literals), so only the names
+    are compared there; level 3's echo must hold the same values."""
     _expect(result, (dict,), "an object", rel, record, prefix)
     for key in ("input", "output", "exception"):
         if key not in result:
@@ -146,6 +162,10 @@ def _result(result: Any, name: str, arguments: Mapping[str, Any], rel: str, reco
     if set(echoed) != set(arguments):
         raise DataError(f"argument names {sorted(arguments)} differ from the echoed input's {sorted(echoed)}",
                         path=rel, record=record, field=f"{prefix}.input")
+    for key, value in arguments.items() if not null_input else ():
+        if not _same_value(value, echoed[key]):
+            raise DataError(f"argument {key!r} is {value!r} in the call but {echoed[key]!r} in the echoed input",
+                            path=rel, record=record, field=f"{prefix}.input.{key}")
     if "api_name" in result and result["api_name"] != name:
         raise DataError(f"the result is for {result['api_name']!r}, the call is to {name!r}", path=rel,
                         record=record, field=f"{prefix}.api_name")

@@ -3,7 +3,8 @@ and never a transition that the intact files do not have.
 
 Each loader reads a small copy of its bundled data. One example damages one file in one way: truncation,
 an invalid UTF-8 byte, a removed field, or a value of the wrong JSON type (for parquet: a dropped column or a
-column of the wrong type). The damaged file is put back after each load, so examples do not compound.
+column of the wrong type; JSON Lines files are damaged one record at a time). The damaged file is put back after
+each load, so examples do not compound.
 Scienceworld needs Java and reads no files of ours, so it is not here.
 """
 
@@ -46,6 +47,8 @@ class Case:
     optional: frozenset[str] = frozenset()
     free: frozenset[str] = frozenset()  # fields that may hold any JSON value (shown as they are)
     name_maps: frozenset[str] = frozenset()  # objects keyed by names (a schema's properties): entries may go
+    # Runs of consecutive fields below which anything is valid content, shown as it is (an API's output).
+    free_below: frozenset[tuple[str, ...]] = frozenset()
     # How many levels of a file's top objects are keyed by record id, by file name: removing a record is not
     # damage that a loader could see.
     record_levels: dict[str, int] = field(default_factory=dict)
@@ -172,6 +175,29 @@ def _worldprediction_load(root: Path) -> tuple[list[Key], list[str]]:
     return keys, problems
 
 
+def _apibank_build(root: Path) -> list[str]:
+    dialogues = ["lv1-lv2-samples/level-1-given-desc/GetToday-level-1-1.jsonl",  # a call without arguments
+                 # a result without its api_name, and a call whose arguments the API converts
+                 "lv1-lv2-samples/level-1-given-desc/DeleteAccount-ModifyPassword-GetUserToken-level-2-3.jsonl",
+                 "lv1-lv2-samples/level-1-given-desc/QueryMeeting-level-1-1.jsonl",
+                 "lv1-lv2-samples/level-2-toolsearcher/DeleteAgenda-level-3-1.jsonl",
+                 "lv1-lv2-samples/level-1-given-desc/SearchEngine-level-1-1.jsonl"]  # 0 bytes upstream
+    _copy(root, DATA / "apibank", dialogues)
+    tasks = json.loads((DATA / "apibank" / "test-data/level-3.json").read_text())
+    (root / "test-data").mkdir()
+    # Task 5 passes numbers as text and 17 as numbers; 0 is the first.
+    (root / "test-data/level-3.json").write_text(json.dumps([tasks[0], tasks[5], tasks[17]], indent=1))
+    return [*dialogues[:-1], "test-data/level-3.json"]
+
+
+def _apibank_load(root: Path) -> tuple[list[Key], list[str]]:
+    from swirl_envs.apibank import load_data
+
+    data = load_data(root)
+    keys = sorted((split, t.state, t.action, t.next_state) for split, ts in data.transitions.items() for t in ts)
+    return keys, list(data.report.problems)
+
+
 CASES = {case.name: case for case in [
     # Function schemas (JSON schema) may leave out any of these; the state shows what is there.
     Case("stabletoolbench", _stb_build, _stb_load,
@@ -187,6 +213,10 @@ CASES = {case.name: case for case in [
     Case("bytemorph", _bytemorph_build, _bytemorph_load),
     Case("worldprediction", _worldprediction_build, _worldprediction_load, optional=frozenset({"caption", "frames"}),
          record_levels={"WM_annotations.json": 2, "PP_annotations.json": 2}),
+    # An API's output may be any JSON value; a string exception is a failed call (Y shows it); a level-1/2
+    # result may leave out its api_name (30 upstream do), and level 3's final answer is never read.
+    Case("apibank", _apibank_build, _apibank_load, optional=frozenset({"api_name", "response"}),
+         free=frozenset({"exception"}), free_below=frozenset({("result", "output"), ("output", "output")})),
 ]}
 
 
@@ -228,6 +258,7 @@ class Damage:
     kind: str
     data: bytes = field(repr=False)
     where: str = ""  # the JSON path or parquet column hit
+    path: tuple = ()  # the JSON path as its steps
     key: Any = None  # the field a JSON damage hit (its last path element)
     value: Any = None  # the value put there (None for a removal)
 
@@ -243,8 +274,17 @@ def damages(draw, name: str) -> Damage:
     raw = (root / rel).read_bytes()
     suffix = Path(rel).suffix
     kinds = ["truncate"] + {".json": ["bad bytes", "remove field", "wrong type"],
+                            ".jsonl": ["bad bytes", "remove field", "wrong type"],
                             ".parquet": ["drop column", "wrong column type"]}.get(suffix, [])
     kind = draw(st.sampled_from(kinds))
+    if kind == "truncate" and suffix == ".jsonl":
+        # Cut inside a line: a JSON Lines file cut between lines is a shorter well-formed file (upstream
+        # API-Bank has a dialogue of 0 bytes), which no reader can tell from an intact one.
+        cuts, start = [], 0
+        for line in raw.split(b"\n"):
+            cuts += range(start + 1, start + len(line.rstrip()))  # a record that lost at least its last byte
+            start += len(line) + 1
+        return Damage(rel, kind, raw[: draw(st.sampled_from(cuts))])
     if kind == "truncate":
         # Image formats end in a trailer that decoders may not need; cut at least 16 bytes off them.
         return Damage(rel, kind, raw[: draw(st.integers(0, len(raw) - (1 if suffix == ".json" else 16)))])
@@ -253,7 +293,7 @@ def damages(draw, name: str) -> Damage:
         return Damage(rel, kind, raw[:at] + draw(st.sampled_from(BAD_BYTES)) + raw[at:])
     if suffix == ".parquet":
         return _parquet_damage(draw, rel, raw, kind)
-    data = json.loads(raw)
+    data = [json.loads(line) for line in raw.splitlines() if line.strip()] if suffix == ".jsonl" else json.loads(raw)
     levels = case.record_levels.get(Path(rel).name, 0) if isinstance(data, dict) else 0
     paths = [p for p in _paths(data) if len(p) > levels and (kind == "wrong type" or isinstance(p[-1], str))]
     if not paths:  # a file of record ids only (test_query_ids): nothing but its records to lose
@@ -272,8 +312,9 @@ def damages(draw, name: str) -> Damage:
     field_name = next((step for step in reversed(path) if isinstance(step, str)), None)  # a list item's field
     if kind == "remove field" and len(path) > 1 and path[-2] in case.name_maps:
         field_name = path[-2]  # one entry of a map of names left out: as optional as the map
-    return Damage(rel, kind, json.dumps(data, ensure_ascii=False).encode("utf-8"), "/".join(map(str, path)),
-                  field_name, value)
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in data) if suffix == ".jsonl" else \
+        json.dumps(data, ensure_ascii=False)
+    return Damage(rel, kind, text.encode("utf-8"), "/".join(map(str, path)), path, field_name, value)
 
 
 def _parquet_damage(draw, rel: str, raw: bytes, kind: str) -> Damage:
@@ -293,7 +334,7 @@ def _parquet_damage(draw, rel: str, raw: bytes, kind: str) -> Damage:
         column = (column, bad)
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
-    return Damage(rel, kind, buffer.getvalue(), str(column), column)
+    return Damage(rel, kind, buffer.getvalue(), str(column), key=column)
 
 
 # ---------------------------------------------------------------- the property
@@ -317,6 +358,9 @@ def _check(case: Case, damage: Damage) -> None:
         return  # the damage did not matter (an unused field, trailing whitespace)
     if damage.key in case.free or (damage.value is None and damage.key in case.optional):
         return  # an optional field left out: other transitions are the right reading of what is left
+    steps = tuple(damage.path)
+    if any(steps[i:i + len(run)] == run for run in case.free_below for i in range(len(steps) - len(run) + 1)):
+        return  # a value inside free content (an API's output): shown as it is
     invented = set(keys) - set(case.baseline)
     assert len(invented) == 0, f"{damage} gave {len(invented)} transitions that the intact data does not have"
     located = [p for p in problems if damage.rel in p]
