@@ -26,6 +26,12 @@ reason. Methods:
     swirl-shared   SWIRL with one shared model (init: sft-shared)
     sft-oracle     SFT on L and U with U's true actions: an upper bound, not a fair competitor
 
+Controls, trained only when named (e.g. --methods swirl,swirl:random-reward), say why SWIRL wins or not:
+
+    swirl:random-reward  swirl with each group's rewards shuffled (both phases): what noise alone moves
+    swirl:oracle-z       swirl whose Phase I takes U's true actions as z (its data is U with actions)
+    swirl:strong-judge   swirl whose Phase I is judged by the sft-oracle pair's IDM, frozen (trains sft-oracle)
+
 Every test transition is scored by the report-card runner (evals/runner.py: corpus BLEU/chrF, IDM exact
 match and token F1, ...), so the per-seed cards under <output>/<env>/seed<k>/card/ are ordinary
 `swirl-eval` report cards. Multi-step test episodes also give a horizon curve: the FWM is fed its own
@@ -54,8 +60,8 @@ from pathlib import Path
 from typing import Any
 
 from evals.figures import fmt_gain, fmt_mean_se
+from evals.methods import CONTROLS, base_method, baseline_of
 from evals.methods import EXPERIMENT_METHODS as METHODS
-from evals.methods import base_method, baseline_of
 from swirl_envs.errors import SwirlError
 from swirl_envs.fileio import write_atomic
 from swirl_envs.registry import make_benchmark
@@ -248,12 +254,7 @@ def train_methods(setup: EnvSetup, split: Split, seed: int, work: Path, methods:
         WorldModelPair(warmed.fwm, None, tokenizer=warmed.tokenizers["fwm"], codec=warmed.codec,
                        max_length=setup.max_length, max_target_tokens=setup.max_target_tokens,
                        sources=warmed.sources).save(work / "init-shared")
-    need = set(methods)
-    if any(base_method(m) in ("bootstrap", "verify@8", "swirl-idm2fwm", "swirl") for m in need):
-        need.add("sft")
-    if any(base_method(m) == "swirl-shared" for m in need):
-        need.add("sft-shared")
-    plan = [  # (method, trainer, data, init, config)
+    plan = [  # (method, trainer, data, init, config); a method is planned after the ones it depends on
         ("sft", "sft", split.labelled, init, {**setup.sft}),
         ("sft-shared", "sft", split.labelled, work / "init-shared", {**setup.sft, "shared": True}),
         ("sft-oracle", "sft", split.labelled + split.oracle, init, {**setup.sft, "epochs": setup.oracle_epochs}),
@@ -261,15 +262,27 @@ def train_methods(setup: EnvSetup, split: Split, seed: int, work: Path, methods:
         ("swirl-idm2fwm", "swirl", split.unlabelled, "sft", {**setup.swirl, "mode": "idm2fwm"}),
         ("swirl", "swirl", split.unlabelled, "sft", {**setup.swirl}),
         ("swirl-shared", "swirl", split.unlabelled, "sft-shared", {**setup.swirl, "shared": True}),
+        # the controls (evals.methods.CONTROLS); oracle-z is the one method besides sft-oracle that reads U's
+        # actions, and strong-judge's judge_idm names the method whose pair judges its Phase I
+        ("swirl:random-reward", "swirl", split.unlabelled, "sft", {**setup.swirl, "reward_shuffle": True}),
+        ("swirl:oracle-z", "swirl", split.oracle, "sft", {**setup.swirl, "latent_action": "oracle"}),
+        ("swirl:strong-judge", "swirl", split.unlabelled, "sft", {**setup.swirl, "judge_idm": "sft-oracle"}),
     ]
+    planned = {step[0] for step in plan}
     plan += [(m, *next(step[1:] for step in plan if step[0] == base_method(m)))  # variants after their bases
-             for m in methods if m != base_method(m)]
+             for m in methods if m not in planned and m != base_method(m)]
+    need = set(methods) | {"sft" for m in methods if base_method(m) == "verify@8"}  # verify@8 wraps sft
+    for method, _, _, init, config in reversed(plan):  # dependencies: the init and the judge, recursively
+        if method in need:
+            need |= {d for d in (init, config.get("judge_idm")) if isinstance(d, str) and d in planned}
     for method, trainer, data, init, config in plan:
         if method not in need:
             continue
         init_path = folders[init] if isinstance(init, str) else init
-        final, secs = _train(trainer, {**common, **config, **overrides.get(method, {})}, data, work / method,
-                             init_path)
+        config = {**common, **config, **overrides.get(method, {})}
+        if config.get("judge_idm") in folders:
+            config["judge_idm"] = str(folders[config["judge_idm"]])
+        final, secs = _train(trainer, config, data, work / method, init_path)
         folders[method], seconds[method] = final, secs
         print(f"  {method}: {secs:.0f}s", flush=True)
     if "verify@8" in methods:
@@ -342,7 +355,8 @@ def aggregate(per_seed: dict[int, dict[str, Any]], headline: str = "fwm/bleu") -
     """Mean and standard error over seeds of every metric, horizon point and training time; gains vs sft."""
     seeds = sorted(per_seed)
     present = [m for m in per_seed[seeds[0]]["methods"] if all(m in per_seed[s]["methods"] for s in seeds)]
-    methods = [m for m in METHODS if m in present] + sorted(m for m in present if m not in METHODS)
+    known = [*METHODS, *CONTROLS]
+    methods = [m for m in known if m in present] + sorted(m for m in present if m not in known)
     table: dict[str, Any] = {}
     for m in methods:
         metrics = {}
@@ -466,7 +480,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--env", required=True, choices=sorted(ENVS))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS) +
-                   "; BASE:NAME adds a variant of BASE (give its overrides with --set BASE:NAME.KEY=VALUE)")
+                   "; the controls " + ", ".join(CONTROLS) + "; BASE:NAME adds a variant of BASE (give its "
+                   "overrides with --set BASE:NAME.KEY=VALUE)")
     p.add_argument("--output", type=Path, default=Path("runs/experiments"))
     p.add_argument("--tag", default="main", help="names the variant: results go to OUTPUT/ENV/TAG/")
     p.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",

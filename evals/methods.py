@@ -34,6 +34,12 @@ METHODS: dict[str, Method] = {m.name: m for m in [
     Method("sft-oracle", "#2ca02c", horizon=True),
 ]}
 
+# Controls (issue 13) say why SWIRL wins or not: rewards shuffled within each group (what noise alone moves),
+# Phase I with U's true actions as z (its ceiling given a perfect IDM), Phase I judged by the sft-oracle IDM
+# (is the judge the bottleneck?). Variants of `swirl`, shown, coloured and compared like it, and trained only
+# when named in --methods; evals/experiments.py holds their data and settings.
+CONTROLS = ("swirl:random-reward", "swirl:oracle-z", "swirl:strong-judge")
+
 METHOD_ORDER = tuple(METHODS)
 EXPERIMENT_METHODS = tuple(name for name, m in METHODS.items() if m.experiment)
 GAIN_METHODS = tuple(name for name, m in METHODS.items() if m.gain)

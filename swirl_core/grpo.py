@@ -59,6 +59,17 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group
     return adv
 
 
+def shuffle_within_groups(rewards: torch.Tensor, group_size: int,
+                          generator: torch.Generator | None = None) -> torch.Tensor:
+    """Each group's rewards in a random order: the random-reward control. Every group keeps its reward values
+    (so its mean, spread and advantage scale), only the link between a completion and its reward is cut.
+    The order comes from ``generator`` (on any device), so a seeded run draws the same permutations."""
+    grouped = rewards.view(-1, group_size)
+    device = generator.device if generator is not None else rewards.device
+    order = torch.rand(grouped.shape, generator=generator, device=device).argsort(dim=1).to(rewards.device)
+    return grouped.gather(1, order).view(-1)
+
+
 def completion_mask_after_eos(token_ids: torch.Tensor, eos_token_id: int | Sequence[int]) -> torch.Tensor:
     """Loss mask for right-padded completions: 1 up to and including the first EOS, 0 after it.
 

@@ -6,12 +6,18 @@ when the IDM can still read the action back from it. Phase II (update the IDM, f
 group of z_hat ~ Q_phi(. | x, y), reward each with log P_theta(y | x, z_hat): an inferred action is good
 when it makes the real next state likely. Rewards are length-normalised (mean token log-prob) and
 clipped below at `reward_min`; the KL penalty pulls toward the model as it was at the start of the
-current iteration. The trainer reads only `state` and `next_state` of each transition, never `action`.
+current iteration. The trainer reads only `state` and `next_state` of each transition, never `action`,
+except under the oracle-z control below, which asks for the actions explicitly.
 
 An iteration runs the phases in `phase_order`; mode "idm2fwm" runs Phase I only (the published
 IDM->FWM variant). The latent action of Phase I is either sampled fresh at every step (the paper) or
 annotated once per iteration by greedy IDM decoding, keeping pairs whose mean token log-prob is at least
 `annotate_min_logprob` (the public code).
+
+Three controls say why SWIRL wins or not (issue 13): `reward_shuffle` permutes each group's rewards in both
+phases (what noise alone does); `latent_action="oracle"` gives Phase I the transitions' true actions as z
+(Phase I's ceiling given a perfect IDM; the data must carry actions); `judge_idm` scores Phase I with another
+pair's IDM, frozen, e.g. SFT on L and U's true actions (is the judge the bottleneck?).
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from swirl_envs.errors import SwirlError
 from . import distributed
 from .checkpoint import read_state
 from .config import TrainerConfig
-from .grpo import deterministic, group_advantages, grpo_loss, same_policy
+from .grpo import deterministic, group_advantages, grpo_loss, same_policy, shuffle_within_groups
 from .logging import MetricsLogger
 from .logprobs import completion_logprobs
 from .lora import core_model, load_trained_state, save_trained_state
@@ -39,6 +45,8 @@ from .trainer import CheckpointedTrainer
 
 PHASE_NAMES = {"fwm": "phase1-fwm", "idm": "phase2-idm"}
 JUDGE_FILE = "judge.safetensors"  # shared weights: the current phase's frozen judge, for a resume mid-phase
+# Control fields at these values are left out of the resume fingerprint: runs made before they existed resume
+CONTROL_DEFAULTS = {"reward_shuffle": False, "judge_idm": None}
 
 
 @dataclass
@@ -57,7 +65,8 @@ class SwirlConfig(TrainerConfig):
     idm_top_p: float = 0.9
     fwm_max_new_tokens: int | None = None  # rollout budget; must equal the pair's target budget (None: it does)
     idm_max_new_tokens: int | None = None
-    latent_action: str = "sample"  # "sample" (fresh z each step) | "annotate" (greedy once per iteration)
+    latent_action: str = "sample"  # "sample" | "annotate" (greedy once per iteration) | "oracle" (true actions)
+    # Phase I's z: "sample" draws it fresh each step; "oracle" is a control and refuses state-only data
     annotate_min_logprob: float = -2.0
     reward_normalize: bool = True  # mean token log-prob (True) or the sum
     reward_min: float = -10.0
@@ -72,7 +81,7 @@ class SwirlConfig(TrainerConfig):
     kl_reference: str = "iteration"  # "iteration": the model at each iteration's start | "init": the initial
     # (e.g. SFT) model for the whole run, as the method's public code does
     judge: str = "current"  # "current": the other model as it is (frozen during the phase) | "init": the
-    # initial other model, frozen for the whole run (the public code's setup)
+    # initial other model, frozen for the whole run (the public code's setup); judge_idm overrides Phase I's
     idm_beta: float | None = None  # KL coefficient of Phase II (None: beta); the public code uses 0.1
     idm_max_grad_norm: float | None = None  # gradient clipping of Phase II (None: max_grad_norm); public code 0.1
     drop_flat_groups: bool = False  # leave groups whose rewards span less than flat_spread out of the update
@@ -80,13 +89,15 @@ class SwirlConfig(TrainerConfig):
     # the initial (e.g. SFT) models frozen, logged as progress/* (0: no held-out measurement)
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~1/3 more train compute
     phase_steps: dict[str, int] = field(default_factory=dict)  # per-phase override of steps_per_phase
+    reward_shuffle: bool = False  # control: permute each group's rewards (both phases) before the advantages
+    judge_idm: str | None = None  # control: a pair folder whose IDM, frozen, judges Phase I (not the trained IDM)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.mode not in ("iterative", "idm2fwm"):
             raise SwirlError(f"mode must be 'iterative' or 'idm2fwm', got {self.mode!r}")
-        if self.latent_action not in ("sample", "annotate"):
-            raise SwirlError(f"latent_action must be 'sample' or 'annotate', got {self.latent_action!r}")
+        if self.latent_action not in ("sample", "annotate", "oracle"):
+            raise SwirlError(f"latent_action must be 'sample', 'annotate' or 'oracle', got {self.latent_action!r}")
         if self.kl_reference not in ("iteration", "init") or self.judge not in ("current", "init"):
             raise SwirlError(f"kl_reference is 'iteration' or 'init' and judge 'current' or 'init', got "
                              f"{self.kl_reference!r} and {self.judge!r}")
@@ -134,6 +145,8 @@ class SwirlTrainer(CheckpointedTrainer):
     name = "swirl"
     config_class = SwirlConfig
     judge: torch.nn.Module | None = None  # shared weights: the current phase's frozen judge
+    strong_judge: WorldModelPair | None = None  # judge_idm's pair, frozen: its IDM scores Phase I
+    actions: list[Any] | None = None  # latent_action=oracle: the true action of each trained pair
 
     def train(self, data: Any, output_dir: str | Path, init: str | Path | None = None) -> Path:
         c, output_dir = self.config, Path(output_dir)
@@ -145,12 +158,16 @@ class SwirlTrainer(CheckpointedTrainer):
         log_dir = output_dir / f"rank-{rank}" if rank else output_dir
         if (done := self.finished(output_dir)) is not None:
             return done
-        # Only X and Y leave the transition here; the action field is never touched.
-        pairs = [(t.state, t.next_state) for t in self.transitions(data)]
+        transitions = self.transitions(data)
+        # Only X and Y leave the transition here; the action field is read by the oracle-z control alone.
+        pairs = [(t.state, t.next_state) for t in transitions]
         if not pairs:
             raise SwirlError("SWIRL got no transitions")
+        actions = self._oracle_actions(transitions) if c.latent_action == "oracle" else None
         texts = [s for xy in pairs for s in xy if isinstance(s, str)]
         held_out, pairs = self._hold_out(pairs)
+        # the held-out choice depends only on the count and the seed: the actions stay aligned with the pairs
+        self.actions = None if actions is None else self._hold_out(actions)[1]
         resume = self.resume_point(output_dir)
         pair = self.build_pair(resume or init, texts)
         # Progress is measured on pairs never trained on, by the initial models frozen (the SFT pair when
@@ -168,6 +185,11 @@ class SwirlTrainer(CheckpointedTrainer):
                                  "scored (leave it unset, or give SFT another max_target_tokens)")
         if world > 1:
             pair.to(distributed.local_device(c.device))
+        self.strong_judge = None
+        if c.judge_idm:  # the strong-judge control: another pair, frozen; its IDM scores Phase I
+            self.strong_judge = WorldModelPair.load(c.judge_idm, dtype=c.dtype, merge=True).to(pair.device)
+            for model in self.strong_judge.unique_models().values():
+                model.eval().requires_grad_(False)
         schedule = _Schedule(c, len(pairs))
         total = schedule.total()
         # each model's LR schedule spans the steps it takes (its own phases; all of them when shared)
@@ -225,6 +247,18 @@ class SwirlTrainer(CheckpointedTrainer):
         distributed.barrier()
         return output_dir / "final"
 
+    def config_fingerprint(self) -> dict[str, Any]:
+        return {k: v for k, v in super().config_fingerprint().items()
+                if k not in CONTROL_DEFAULTS or v != CONTROL_DEFAULTS[k]}
+
+    @staticmethod
+    def _oracle_actions(transitions: list[Any]) -> list[Any]:
+        missing = sum(t.action is None for t in transitions)
+        if missing:
+            raise SwirlError(f"latent_action=oracle needs the true actions, but {missing} of {len(transitions)} "
+                             "transitions have none (state-only data)")
+        return [t.action for t in transitions]
+
     def prepare_models(self, pair: WorldModelPair) -> None:
         """Gradient checkpointing if asked, and DDP wrappers (gradients averaged in backward) for the trained
         models: `self.ddp[key]` is the model itself in a single process."""
@@ -253,7 +287,7 @@ class SwirlTrainer(CheckpointedTrainer):
             else:
                 self.refs[key] = copy.deepcopy(model).eval().requires_grad_(False)
 
-    def _hold_out(self, pairs: list[tuple[Any, Any]]) -> tuple[list[tuple[Any, Any]], list[tuple[Any, Any]]]:
+    def _hold_out(self, pairs: list[Any]) -> tuple[list[Any], list[Any]]:
         """(held out, trained on): `progress_pairs` pairs chosen by the seed, kept out of training."""
         n = self.config.progress_pairs
         if n <= 0:
@@ -283,16 +317,20 @@ class SwirlTrainer(CheckpointedTrainer):
 
     @contextlib.contextmanager
     def _judged_by(self, pair: WorldModelPair, role: str):
-        """Score with the phase's frozen judge in `role`: the initial model (judge=init), the snapshot of a
-        shared model, or (separate weights) the other model itself, which this phase does not train."""
+        """The pair to score with, whose model in `role` is the phase's frozen judge: judge_idm's own pair
+        (Phase I), the initial model (judge=init), the snapshot of a shared model, or (separate weights) the
+        other model itself, which this phase does not train."""
+        if role == "idm" and self.strong_judge is not None:
+            yield self.strong_judge  # its own tokenizer and prompt format: it reads the samples as text
+            return
         frozen = self.initial.models[role] if self.config.judge == "init" else self.judge
         if frozen is None:
-            yield
+            yield pair
             return
         models = pair.models
         pair.models = {**models, role: frozen}
         try:
-            yield
+            yield pair
         finally:
             pair.models = models
 
@@ -346,7 +384,9 @@ class SwirlTrainer(CheckpointedTrainer):
     def _phase1(self, pair: WorldModelPair, batch: list[tuple[int, Any, Any]]) -> dict[str, Any]:
         c = self.config
         xs, ys = [x for _, x, _ in batch], [y for _, _, y in batch]
-        if c.latent_action == "annotate" and self.annotations is not None:
+        if c.latent_action == "oracle":
+            zs = [self.actions[i] for i, _, _ in batch]
+        elif c.latent_action == "annotate" and self.annotations is not None:
             zs = [self.annotations["actions"][i] for i, _, _ in batch]
         else:
             zs = pair.sample("idm", xs, ys, temperature=c.idm_temperature, top_p=c.idm_top_p,
@@ -356,9 +396,9 @@ class SwirlTrainer(CheckpointedTrainer):
         gen = pair.sample("fwm", xs, zs, num_samples=group, temperature=c.fwm_temperature, top_p=c.fwm_top_p,
                           max_new_tokens=c.fwm_max_new_tokens, batch_size=c.sample_batch_size,
                           generator=self.generator)
-        with self._judged_by(pair, "idm"):
-            rewards = pair.score_actions(repeat_each(xs, group), gen.texts, repeat_each(zs, group),
-                                         normalize=c.reward_normalize, batch_size=c.sample_batch_size)
+        with self._judged_by(pair, "idm") as judge:
+            rewards = judge.score_actions(repeat_each(xs, group), gen.texts, repeat_each(zs, group),
+                                          normalize=c.reward_normalize, batch_size=c.sample_batch_size)
         truth = pair.score_next_states(xs, zs, ys, batch_size=c.sample_batch_size)
         metrics = self._update(pair, "fwm", gen.prompt_ids, gen.completion_ids, rewards, group)
         metrics["logp_truth"] = truth.mean().item()  # log P(y | x, z): the FWM on the real next state
@@ -371,9 +411,9 @@ class SwirlTrainer(CheckpointedTrainer):
         gen = pair.sample("idm", xs, ys, num_samples=group, temperature=c.idm_temperature, top_p=c.idm_top_p,
                           max_new_tokens=c.idm_max_new_tokens, batch_size=c.sample_batch_size,
                           generator=self.generator)
-        with self._judged_by(pair, "fwm"):
-            rewards = pair.score_next_states(repeat_each(xs, group), gen.texts, repeat_each(ys, group),
-                                             normalize=c.reward_normalize, batch_size=c.sample_batch_size)
+        with self._judged_by(pair, "fwm") as judge:
+            rewards = judge.score_next_states(repeat_each(xs, group), gen.texts, repeat_each(ys, group),
+                                              normalize=c.reward_normalize, batch_size=c.sample_batch_size)
         metrics = self._update(pair, "idm", gen.prompt_ids, gen.completion_ids, rewards, group)
         metrics["logp_truth"] = metrics["reward/mean"]  # here the reward is log P(y | x, z_hat) of the real y
         return metrics
@@ -393,6 +433,8 @@ class SwirlTrainer(CheckpointedTrainer):
                    # groups whose rewards barely differ give (almost) no gradient: count them
                    "reward/group_spread": spread.mean().item(), "groups_flat": int((spread < c.flat_spread).sum()),
                    "completion_length": float(np.mean([len(x) for x in completions]))}
+        if c.reward_shuffle:  # the control: each group keeps its values, their link to the samples is cut
+            rewards = shuffle_within_groups(rewards, group, self.generator)  # checkpointed: resumes exactly
         if c.drop_flat_groups and distributed.world_size() == 1:  # dynamic sampling, without refilling
             keep = (spread >= c.flat_spread).tolist()
             if not any(keep):

@@ -39,10 +39,11 @@ RUNNER = runner_script('''
     import json, sys, torch
     from swirl_core import apply_overrides, get_trainer
     torch.set_num_threads(1)
-    name, output_dir, init, n, overrides = sys.argv[1:6]
+    name, output_dir, init, n, overrides, labelled = sys.argv[1:7]
     cls = get_trainer(name)
     config = apply_overrides(cls.config_class(), json.loads(overrides))
-    cls(config).train(ball_world(int(n), labelled=False), output_dir, init=None if init == "-" else init)
+    cls(config).train(ball_world(int(n), labelled=labelled == "labelled"), output_dir,
+                      init=None if init == "-" else init)
 ''')
 
 
@@ -66,8 +67,12 @@ def same(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_swirl_never_reads_actions(tmp_path, warm):
-    config = apply_overrides(SwirlConfig(), [*RL, "iterations=1"])
+@pytest.mark.parametrize("setting", ["default", "annotate-and-controls"])
+def test_swirl_never_reads_actions(tmp_path, setting, warm, warm_shared):
+    # every setting but latent_action=oracle (the control that asks for actions) is blind to them
+    extra = ["latent_action=annotate", "annotate_min_logprob=-5", "reward_shuffle=true",
+             f"judge_idm={warm_shared}"] if setting != "default" else []
+    config = apply_overrides(SwirlConfig(), [*RL, "iterations=1", *extra])
     clean = ball_world(12, labelled=False)
     garbage = [dataclasses.replace(t, action=f"DELETE * FROM users; -- {i}") for i, t in enumerate(clean)]
     truth = ball_world(12, labelled=True)
@@ -104,25 +109,31 @@ def test_metrics_schedule_and_kl_reference(tmp_path, warm):
     assert state["complete"] and state["step"] == 8 and state["pairs"] == 12
 
 
-@pytest.mark.parametrize("variant", ["separate-sample", "shared-annotate"])
+CONTROLS = {"random-reward": ["reward_shuffle=true"], "oracle-z": ["latent_action=oracle"],
+            "strong-judge": ["judge_idm={judge}"]}
+
+
+@pytest.mark.parametrize("variant", ["separate-sample", "shared-annotate", *CONTROLS])
 def test_killed_swirl_run_resumes_to_the_same_weights(tmp_path, variant, warm, warm_shared):
     init = warm_shared if variant == "shared-annotate" else warm
     overrides = [*RL, "save_steps=3", "save_total_limit=1"]
     if variant == "shared-annotate":
         overrides += ["shared=true", "latent_action=annotate", "annotate_min_logprob=-5"]
+    overrides += [o.format(judge=warm_shared) for o in CONTROLS.get(variant, [])]
+    labelled = "labelled" if variant == "oracle-z" else "state-only"
     script = tmp_path / "runner.py"
     script.write_text(RUNNER)
     root = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "SWIRL_EXIT_AFTER_STEP": "5",
            "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
     done = subprocess.run([sys.executable, str(script), "swirl", str(tmp_path / "killed"), str(init), "12",
-                           json.dumps(overrides)], env=env, capture_output=True, text=True, timeout=120)
+                           json.dumps(overrides), labelled], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == SIMULATED_CRASH_EXIT_CODE, done.stderr[-2000:]
     killed = tmp_path / "killed"
     assert [p.name for p in killed.glob("checkpoint-*")] == ["checkpoint-000003"]
     assert (killed / "checkpoint-000003" / "ref").is_dir()  # mid-iteration: the KL reference is saved too
     config = apply_overrides(SwirlConfig(), overrides)
-    data = ball_world(12, labelled=False)
+    data = ball_world(12, labelled=variant == "oracle-z")
     resumed = SwirlTrainer(config).train(data, killed, init=init)
     straight = SwirlTrainer(config).train(data, tmp_path / "straight", init=init)
     a, b = weights(resumed), weights(straight)

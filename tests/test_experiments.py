@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 from evals import experiments, figures
 from evals.experiments import EnvSetup, aggregate, base_method, make_split, mean_se
+from evals.methods import CONTROLS
 
 TOY = EnvSetup("textphysics", {"difficulty": "easy"}, labelled=15, unlabelled=25, test=6, horizon=2,
                horizon_episodes=3, tiny={"vocab_size": 300, "hidden_size": 32, "intermediate_size": 64,
@@ -49,6 +51,30 @@ def test_mean_se_and_aggregate_gains():
 
 def test_variants_name_their_base():
     assert base_method("swirl:nokl") == "swirl" and base_method("verify@8") == "verify@8"
+
+
+def test_controls_train_only_when_named_with_their_data_and_dependencies(tmp_path, monkeypatch):
+    toy = dataclasses.replace(TOY, warmup_epochs=0)
+    split = make_split(toy, seed=0)
+    trained = {}
+
+    def fake_train(trainer, config, data, output, init):
+        trained[output.name] = (trainer, config, data, init)
+        return output / "final", 0.0
+
+    monkeypatch.setattr(experiments, "_train", fake_train)
+    assert not set(CONTROLS) & set(experiments.METHODS)  # not in the default method list
+    folders, _ = experiments.train_methods(toy, split, 0, tmp_path, tuple(CONTROLS), {})
+    assert list(trained) == ["sft", "sft-oracle", *CONTROLS] and set(CONTROLS) <= set(folders)
+    assert all(trained[m][0] == "swirl" and trained[m][3] == tmp_path / "sft" / "final" for m in CONTROLS)
+    shuffled, oracle, strong = (trained[m][1:3] for m in CONTROLS)
+    assert shuffled[0]["reward_shuffle"] is True and shuffled[1] is split.unlabelled
+    assert oracle[0]["latent_action"] == "oracle" and oracle[1] is split.oracle  # the one with U's actions
+    assert strong[0]["judge_idm"] == str(tmp_path / "sft-oracle" / "final") and strong[1] is split.unlabelled
+    assert all(trained[m][1]["iterations"] == toy.swirl["iterations"] for m in CONTROLS)
+    trained.clear()
+    experiments.train_methods(toy, split, 0, tmp_path, ("verify@8", "swirl:strong-judge"), {})
+    assert list(trained) == ["sft", "sft-oracle", "swirl:strong-judge"]
 
 
 def test_end_to_end_resume_rows_and_figures(tmp_path, monkeypatch):

@@ -1,0 +1,147 @@
+"""The three SWIRL controls: random reward (shuffled within groups), oracle z (true actions in Phase I) and
+strong judge (another pair's IDM scores Phase I). Their resume tests are in test_core_swirl.py."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from support import ball_world
+
+from swirl_core import SFTConfig, SFTTrainer, SwirlConfig, SwirlTrainer, WorldModelPair, apply_overrides
+from swirl_core import swirl as swirl_module
+from swirl_core.grpo import shuffle_within_groups
+from swirl_envs.errors import SwirlError
+
+torch.set_num_threads(1)
+
+SMALL = ["progress=false", "max_length=48", "max_target_tokens=16", "tiny.vocab_size=320", "tiny.hidden_size=64",
+         "tiny.intermediate_size=128"]
+RL = [*SMALL, "iterations=2", "steps_per_phase=2", "batch_size=2", "fwm_group_size=3", "idm_group_size=4",
+      "learning_rate=1e-3", "beta=0.05", "sample_batch_size=8"]
+
+
+def sft(folder, *extra):
+    config = apply_overrides(SFTConfig(), [*SMALL, "learning_rate=3e-3", "epochs=8", "batch_size=8", *extra])
+    return SFTTrainer(config).train(ball_world(48), folder)
+
+
+@pytest.fixture(scope="module")
+def warm(tmp_path_factory):
+    return sft(tmp_path_factory.mktemp("warm") / "sft")
+
+
+@pytest.fixture(scope="module")
+def judge(tmp_path_factory):  # another pair: other seed, longer training
+    return sft(tmp_path_factory.mktemp("judge") / "sft", "seed=1", "epochs=16")
+
+
+def test_shuffle_within_groups_is_a_seeded_permutation_of_each_group():
+    rewards = torch.arange(24.0)
+    a, b, c = (shuffle_within_groups(rewards, 6, torch.Generator().manual_seed(s)) for s in (0, 0, 1))
+    assert torch.equal(a, b) and not torch.equal(a, c) and not torch.equal(a, rewards)
+    assert [sorted(g) for g in a.view(4, 6).tolist()] == rewards.view(4, 6).tolist()
+
+
+def record_rewards(monkeypatch) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """(role, rewards as scored, rewards the advantages were computed from) for every update."""
+    seen, scored = [], []
+    update, advantages = SwirlTrainer._update, swirl_module.group_advantages
+
+    def spy_update(self, pair, role, prompts, completions, raw_rewards, group):
+        scored.append((role, raw_rewards.float().clamp(min=self.config.reward_min)))
+        return update(self, pair, role, prompts, completions, raw_rewards, group)
+
+    def spy_advantages(rewards, group, scale):
+        seen.append((*scored[-1], rewards.clone()))
+        return advantages(rewards, group, scale)
+
+    monkeypatch.setattr(SwirlTrainer, "_update", spy_update)
+    monkeypatch.setattr(swirl_module, "group_advantages", spy_advantages)
+    return seen
+
+
+def test_random_reward_permutes_each_group_in_both_phases_and_is_seeded(tmp_path, warm, monkeypatch):
+    seen = record_rewards(monkeypatch)
+    config = apply_overrides(SwirlConfig(), [*RL, "reward_shuffle=true"])
+    for run in ("a", "b"):
+        SwirlTrainer(config).train(ball_world(12, labelled=False), tmp_path / run, init=warm)
+    first, second = seen[:8], seen[8:]
+    assert {role for role, _, _ in first} == {"fwm", "idm"}
+    group = {"fwm": config.fwm_group_size, "idm": config.idm_group_size}
+    for role, scored, used in first:
+        assert (scored.view(-1, group[role]).sort(1).values == used.view(-1, group[role]).sort(1).values).all()
+    assert any(not torch.equal(scored, used) for _, scored, used in first)  # the order did change
+    assert all(torch.equal(x[2], y[2]) for x, y in zip(first, second, strict=True))  # same seed, same draws
+    seen.clear()
+    SwirlTrainer(apply_overrides(SwirlConfig(), RL)).train(ball_world(12, labelled=False), tmp_path / "off",
+                                                           init=warm)
+    assert all(torch.equal(scored, used) for _, scored, used in seen)  # off: rewards reach the advantages as scored
+
+
+def test_oracle_z_gives_phase1_the_true_actions(tmp_path, warm, monkeypatch):
+    truth = {(t.state, t.next_state): t.action for t in ball_world(12)}
+    calls: list[tuple[str, list, list, list]] = []
+    sample, score, phase1 = WorldModelPair.sample, WorldModelPair.score_next_states, SwirlTrainer._phase1
+    training = []  # the held-out progress measurement samples too: only Phase I's calls are recorded
+
+    def spy_sample(self, role, states, contexts, **kwargs):
+        if training:
+            calls.append(("sample-" + role, list(states), list(contexts), []))
+        return sample(self, role, states, contexts, **kwargs)
+
+    def spy_score(self, states, actions, next_states, **kwargs):  # Phase I's log P(y | x, z) of the real y
+        if training:
+            calls.append(("truth", list(states), list(actions), list(next_states)))
+        return score(self, states, actions, next_states, **kwargs)
+
+    def spy_phase1(self, pair, batch):
+        training.append(True)
+        try:
+            return phase1(self, pair, batch)
+        finally:
+            training.clear()
+
+    monkeypatch.setattr(WorldModelPair, "sample", spy_sample)
+    monkeypatch.setattr(WorldModelPair, "score_next_states", spy_score)
+    monkeypatch.setattr(SwirlTrainer, "_phase1", spy_phase1)
+    config = apply_overrides(SwirlConfig(), [*RL, "mode=idm2fwm", "latent_action=oracle", "progress_pairs=2"])
+    SwirlTrainer(config).train(ball_world(12), tmp_path / "r", init=warm)
+    assert [c[0] for c in calls] == ["sample-fwm", "truth"] * 4  # the IDM never proposed a z
+    for (_, _, sampled_with, _), (_, xs, zs, ys) in zip(calls[0::2], calls[1::2], strict=True):
+        assert sampled_with == zs == [truth[x, y] for x, y in zip(xs, ys, strict=True)]
+
+
+def test_oracle_z_refuses_state_only_data(tmp_path, warm):
+    config = apply_overrides(SwirlConfig(), [*RL, "latent_action=oracle"])
+    with pytest.raises(SwirlError, match=r"latent_action=oracle needs the true actions, but 12 of 12 "):
+        SwirlTrainer(config).train(ball_world(12, labelled=False), tmp_path / "none", init=warm)
+    mixed = ball_world(6) + ball_world(6, labelled=False)
+    with pytest.raises(SwirlError, match=r"but 6 of 12 transitions have none"):
+        SwirlTrainer(config).train(mixed, tmp_path / "mixed", init=warm)
+    with pytest.raises(SwirlError, match="'sample', 'annotate' or 'oracle'"):
+        apply_overrides(SwirlConfig(), ["latent_action=truth"])
+
+
+def test_strong_judge_scores_phase1_with_its_own_idm(tmp_path, warm, judge, monkeypatch):
+    seen = record_rewards(monkeypatch)
+    judged: list[tuple[int, tuple, torch.Tensor]] = []
+    score = WorldModelPair.score_actions
+
+    def spy(self, *args, **kwargs):
+        result = score(self, *args, **kwargs)
+        judged.append((id(self), args, result))
+        return result
+
+    monkeypatch.setattr(WorldModelPair, "score_actions", spy)
+    config = apply_overrides(SwirlConfig(), [*RL, "iterations=1", f"judge_idm={judge}"])
+    trainer = SwirlTrainer(config)
+    trainer.train(ball_world(12, labelled=False), tmp_path / "r", init=warm)
+    assert len(judged) == 2 and all(who == id(trainer.strong_judge) for who, _, _ in judged)
+    phase1 = [scored for role, scored, _ in seen if role == "fwm"]
+    strong, own = WorldModelPair.load(judge), WorldModelPair.load(warm)
+    for (_, args, rewards), used in zip(judged, phase1, strict=True):
+        assert torch.equal(rewards.clamp(min=config.reward_min), used)  # the judge's scores are the rewards
+        assert torch.allclose(score(strong, *args), rewards, atol=1e-5)  # the judge pair's own scores
+        assert not torch.allclose(score(own, *args), rewards, atol=1e-3)  # not the trained IDM's
+    assert trainer.config_fingerprint()["judge_idm"] == str(judge)
+    assert "judge_idm" not in SwirlTrainer(apply_overrides(SwirlConfig(), RL)).config_fingerprint()
