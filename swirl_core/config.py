@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from swirl_envs.errors import SwirlError
 
+from .logging import tracker_names
 from .lora import LoraSettings
 from .tiny import TinyConfig
 
@@ -55,6 +56,7 @@ class TrainerConfig:
     save_total_limit: int = 2  # step checkpoints kept (older ones are deleted)
     log_steps: int = 1  # a metrics.jsonl line every this many steps
     progress: bool = True  # rich progress display (metrics always go to metrics.jsonl)
+    report_to: str = "none"  # also log to tensorboard | trackio | wandb (comma-separated) | none; main process only
 
     def __post_init__(self) -> None:
         if self.dtype not in ("float32", "bfloat16", "float16"):
@@ -63,6 +65,7 @@ class TrainerConfig:
             raise SwirlError(f"lr_scheduler must be constant, linear or cosine, got {self.lr_scheduler!r}")
         if not 0.0 <= self.keep_head < 1.0:
             raise SwirlError(f"keep_head must be in [0, 1), got {self.keep_head}")
+        tracker_names(self.report_to)
 
 
 def to_dict(config: Any) -> dict[str, Any]:

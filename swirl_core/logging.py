@@ -2,10 +2,19 @@
 
 A resumed run first drops the lines written after its checkpoint, so the log of a killed-and-resumed run
 reads like the log of an uninterrupted one.
+
+Experiment trackers (config `report_to`: tensorboard, trackio, wandb, comma-separated, or none) get the
+numbers of every metrics.jsonl line (but its clock), from the main process only, with the run's config as hyperparameters.
+They are accelerate's tracker classes (`accelerate.tracking`), started, fed and finished as
+`Accelerator.init_trackers` / `log` / `end_training` do; the logger holds them itself because `end_training`
+also tears down the process group, which a trainer still needs after its last logged step.
+metrics.jsonl stays the source of truth: trackers are a view of it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import json
 import math
 import time
@@ -21,9 +30,14 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from swirl_envs.errors import SwirlError
 from swirl_envs.fileio import write_atomic
 
+from . import distributed
+
 SHOWN = ("reward/mean", "reward/std", "kl", "loss", "logp_truth")
+TRACKERS = ("tensorboard", "trackio", "wandb")  # report_to names; each is also its pip package
+PROJECT = "swirl"  # the trackio / wandb project every run reports to (the run is named after its output folder)
 
 
 def _clean(value: Any) -> Any:
@@ -41,9 +55,78 @@ def progress_bar(*extra: ProgressColumn, **options: Any) -> Progress:
                     *extra, **options)
 
 
+def tracker_names(report_to: str) -> list[str]:
+    """The trackers a `report_to` value names ("none" or "" name none); an unknown name raises SwirlError."""
+    names = list(dict.fromkeys(n.strip() for n in report_to.split(",") if n.strip() not in ("", "none")))
+    if unknown := [n for n in names if n not in TRACKERS]:
+        raise SwirlError(f"report_to: unknown tracker {', '.join(unknown)}; use tensorboard, trackio, wandb "
+                         "(comma-separated) or none")
+    return names
+
+
+def check_trackers(report_to: str) -> list[str]:
+    """tracker_names, after checking each one's package is installed (so a run fails before it trains)."""
+    names = tracker_names(report_to)
+    if missing := [n for n in names if importlib.util.find_spec(n) is None]:
+        raise SwirlError(f"report_to={report_to} needs {' and '.join(missing)}: pip install {' '.join(missing)}")
+    return names
+
+
+def hyperparameters(config: Any) -> dict[str, Any]:
+    """A config as flat dotted keys (tiny.hidden_size) with the scalar values trackers accept."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict) and value:
+            for key, item in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), item)
+        else:
+            flat[prefix] = value if value is None or isinstance(value, bool | int | float | str) else str(value)
+
+    walk("", dataclasses.asdict(config))
+    return flat
+
+
+def _is_main_process(device: str) -> bool:
+    # accelerate's trackers log through its PartialState; under a launcher, creating it joins the process
+    # group (which SwirlTrainer has already done), so every process comes here, not only the main one.
+    distributed.setup(device)
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
+
+
+def start_trackers(config: Any, output_dir: Path, run_name: str, resume_step: int | None) -> list[Any]:
+    """accelerate trackers for `config.report_to`, started with the config as hyperparameters (main process)."""
+    names = check_trackers(getattr(config, "report_to", "none"))
+    if not names or not _is_main_process(getattr(config, "device", "cpu")):
+        return []
+    from accelerate.tracking import LOGGER_TYPE_TO_CLASS
+
+    run = f"{run_name}-{output_dir.resolve().name}"
+    # tensorboard: a resumed run drops the events after its checkpoint, as metrics.jsonl drops its lines
+    made = {"tensorboard": lambda cls: cls("tensorboard", output_dir, purge_step=(resume_step or 0) + 1),
+            "trackio": lambda cls: cls(PROJECT, name=run),
+            "wandb": lambda cls: cls(PROJECT, name=run, dir=str(output_dir))}
+    trackers = []
+    for name in names:
+        tracker = made[name](LOGGER_TYPE_TO_CLASS[name])
+        tracker.start()
+        tracker.store_init_configuration(hyperparameters(config))
+        trackers.append(tracker)
+    return trackers
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, int | float]:
+    values = {k: v.item() if hasattr(v, "item") else v for k, v in metrics.items()}
+    return {k: v for k, v in values.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
 class MetricsLogger:
+    """metrics.jsonl, the progress display and, for a trainer `config` whose `report_to` names them, trackers."""
+
     def __init__(self, output_dir: str | Path, *, total_steps: int, progress: bool = True,
-                 description: str = "training", resume_step: int | None = None):
+                 description: str = "training", resume_step: int | None = None, config: Any = None):
         self.path = Path(output_dir) / "metrics.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume_step is not None:
@@ -53,6 +136,7 @@ class MetricsLogger:
         self.start = time.time()
         self.progress = progress_bar(TextColumn("{task.fields[info]}"), disable=not progress)
         self.task = self.progress.add_task(description, total=total_steps, completed=resume_step or 0, info="")
+        self.trackers = start_trackers(config, self.path.parent, description, resume_step)
 
     def truncate_after(self, step: int) -> None:
         if not self.path.exists():
@@ -67,6 +151,8 @@ class MetricsLogger:
         if write:
             with open(self.path, "a") as handle:
                 handle.write(json.dumps(record, sort_keys=True) + "\n")
+            for tracker in self.trackers:  # not "time": each tracker stamps its own (trackio reserves the name)
+                tracker.log(_scalars(metrics), step=step)
         shown = "  ".join(f"{k}={record[k]:.3g}" for k in SHOWN if isinstance(record.get(k), int | float))
         self.progress.update(self.task, completed=step, info=shown)
 
@@ -79,6 +165,8 @@ class MetricsLogger:
 
     def __exit__(self, *exc: Any) -> None:
         self.progress.stop()
+        for tracker in self.trackers:
+            tracker.finish()
 
 
 def read_metrics(output_dir: str | Path) -> list[dict[str, Any]]:

@@ -143,7 +143,7 @@ class SFTTrainer(CheckpointedTrainer):
         for model in torch_models.values():
             model.train()
         with MetricsLogger(output_dir, total_steps=total, progress=c.progress, description=self.name,
-                           resume_step=step if resume else None) as log:
+                           resume_step=step if resume else None, config=c) as log:
             while step < total:
                 epoch, index = divmod(step, per_epoch)
                 metrics: dict[str, Any] = {"epoch": epoch}

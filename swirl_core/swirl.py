@@ -215,7 +215,7 @@ class SwirlTrainer(CheckpointedTrainer):
         if rank:  # other ranks sample their own groups with their own draws
             self.generator.manual_seed(int(np.random.SeedSequence([c.seed, rank, step]).generate_state(1)[0]))
         with MetricsLogger(log_dir, total_steps=total, progress=c.progress, description=self.name,
-                           resume_step=step if resume else None) as log:
+                           resume_step=step if resume else None, config=c) as log:
             while step < total:
                 iteration, phase_index, phase, within = schedule.locate(step)
                 if phase_index == 0 and within == 0:

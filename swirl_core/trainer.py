@@ -29,10 +29,11 @@ from .checkpoint import (
     torch_load,
 )
 from .config import to_dict
+from .logging import check_trackers
 from .models import DTYPES, WorldModelPair, build_tiny_pair
 
 # Config fields that may differ between a killed run and its resumption without changing the result.
-RESUME_NEUTRAL = ("progress", "save_steps", "save_total_limit", "log_steps", "device")
+RESUME_NEUTRAL = ("progress", "save_steps", "save_total_limit", "log_steps", "device", "report_to")
 EXIT_AFTER_STEP_ENV = "SWIRL_EXIT_AFTER_STEP"  # testing hook: die right after this optimiser step
 SIMULATED_CRASH_EXIT_CODE = 86  # distinct from 1, which an ordinary traceback also gives
 
@@ -49,6 +50,7 @@ class CheckpointedTrainer:
 
     def __init__(self, config: Any = None):
         self.config = config if config is not None else self.config_class()
+        check_trackers(self.config.report_to)  # a missing tracker package fails here, before any data or model
         # on the training device: torch.multinomial samples there with this generator
         self.generator = torch.Generator(device=torch.device(self.config.device)).manual_seed(self.config.seed)
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
