@@ -253,9 +253,29 @@ def new_lines(text: str, state: str) -> str:
     return "\n".join(kept)
 
 
-def fwm_sample_scores(prediction: str, truth: str, state: str | None = None) -> dict[str, float | None]:
+def state_scores(prediction: str, truth: str, state: str,
+                 parse: Callable[[str], Mapping[str, str] | None]) -> dict[str, float | None]:
+    """Exact state match and F1 of the changed fields, read by a simulator's own `parse` (fields -> values,
+    None when the text is not a state). A changed field is (field, value) where the value differs from
+    the state's, a removed field valued None; a prediction that does not parse scores 0 on both."""
+    before, after = parse(state), parse(truth)
+    if before is None or after is None:
+        return {"fwm/state_exact": None, "fwm/changed_f1": None}
+    predicted = parse(prediction)
+    if predicted is None:
+        return {"fwm/state_exact": 0.0, "fwm/changed_f1": 0.0}
+
+    def changed(fields: Mapping[str, str]) -> set[tuple[str, str | None]]:
+        return {(key, fields.get(key)) for key in before.keys() | fields.keys() if fields.get(key) != before.get(key)}
+
+    return {"fwm/state_exact": float(predicted == after), "fwm/changed_f1": set_f1(changed(predicted), changed(after))}
+
+
+def fwm_sample_scores(prediction: str, truth: str, state: str | None = None,
+                      parse: Callable[[str], Mapping[str, str] | None] | None = None) -> dict[str, float | None]:
     """Per-sample FWM scores; corpus metrics appear as their sentence-level versions. With the text
-    `state`, also the F1 of the changed lines (`new_lines` of prediction and truth, as multisets)."""
+    `state`, also the F1 of the changed lines (`new_lines` of prediction and truth, as multisets), and
+    with a simulator's state `parse`, the `state_scores`."""
     scores: dict[str, float | None] = {
         "fwm/bleu": sentence_bleu(prediction, truth), "fwm/chrf": sentence_chrf(prediction, truth),
         "fwm/rougeL": rouge_l(prediction, truth), "fwm/exact_match": exact_match(prediction, truth),
@@ -263,6 +283,8 @@ def fwm_sample_scores(prediction: str, truth: str, state: str | None = None) -> 
     if state is not None:
         changed = [new_lines(text, state).splitlines() for text in (prediction, truth)]
         scores["fwm/delta_line_f1"] = multiset_f1([s.strip() for s in changed[0]], [s.strip() for s in changed[1]])
+        if parse is not None:
+            scores.update(state_scores(prediction, truth, state, parse))
     truth_ok, truth_value = parse_json(truth)
     if truth_ok:
         pred_ok, pred_value = parse_json(prediction)
@@ -305,6 +327,10 @@ METRICS: dict[str, MetricSpec] = {m.name: m for m in [
                "the state), predicted vs true", "0-100", texts=("delta_prediction", "delta_truth")),
     MetricSpec("fwm/delta_line_f1", "mean", "F1 of the changed lines (lines of the next state not in the state)",
                "0-1"),
+    MetricSpec("fwm/state_exact", "mean", "the predicted next state parses and equals the true one, field by field "
+               "(simulators that read their own states)", "0-1"),
+    MetricSpec("fwm/changed_f1", "mean", "F1 of the (field, value) pairs that changed from the state, predicted vs "
+               "true (simulators that read their own states; an unreadable prediction scores 0)", "0-1"),
     MetricSpec("fwm/rougeL", "mean", "ROUGE-L F-measure (rouge-score), mean over samples", "0-100"),
     MetricSpec("fwm/exact_match", "mean", "next state equal after stripping surrounding whitespace", "0-1"),
     MetricSpec("fwm/json_valid", "mean", "prediction parses as JSON (samples whose truth is JSON)", "0-1"),

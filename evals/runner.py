@@ -158,14 +158,15 @@ def _batches(items: Sequence[int], size: int) -> Iterator[list[int]]:
 
 
 def sample_record(method: str, index: int, t: Transition, fwm_pred: str | None, idm_pred: str | None,
-                  execute: Callable[[Transition, str], Any] | None = None) -> dict[str, Any]:
+                  execute: Callable[[Transition, str], Any] | None = None,
+                  parse: Callable[[str], Any] | None = None) -> dict[str, Any]:
     """One samples.jsonl line: ids, and per model its prediction, the truth and per-sample scores."""
     record: dict[str, Any] = {"method": method, "index": index, "episode_id": t.episode_id, "step": t.step,
                               "fwm": None, "idm": None}
     if fwm_pred is not None:
         state = t.state if isinstance(t.state, str) else None
         record["fwm"] = {"input_action": t.action, "prediction": fwm_pred, "truth": t.next_state,
-                         "scores": metrics.fwm_sample_scores(fwm_pred, t.next_state, state)}
+                         "scores": metrics.fwm_sample_scores(fwm_pred, t.next_state, state, parse)}
         if state is not None:  # what changed, for the corpus metric on changed lines
             record["fwm"]["delta_prediction"] = metrics.new_lines(fwm_pred, state)
             record["fwm"]["delta_truth"] = metrics.new_lines(t.next_state, state)
@@ -185,7 +186,8 @@ def _check_texts(values: Any, expected: int, method: str, what: str) -> list[str
 
 
 def _evaluate_batch(entry: ModelEntry, batch: list[int], data: list[Transition], config: RunConfig,
-                    execute: Callable[[Transition, str], Any] | None = None) -> list[dict]:
+                    execute: Callable[[Transition, str], Any] | None = None,
+                    parse: Callable[[str], Any] | None = None) -> list[dict]:
     options = {"num_samples": 1, "temperature": config.temperature, "top_p": config.top_p,
                "max_new_tokens": config.max_new_tokens, "batch_size": config.batch_size}
     # Z is needed as FWM input and as IDM truth: transitions without an action are not scored.
@@ -199,7 +201,7 @@ def _evaluate_batch(entry: ModelEntry, batch: list[int], data: list[Transition],
         fwm = dict(zip(labelled, _check_texts(out, len(labelled), entry.method, "predict_next_states"), strict=True))
         out = entry.predictor.predict_actions(states, [data[i].next_state for i in labelled], **options)
         idm = dict(zip(labelled, _check_texts(out, len(labelled), entry.method, "predict_actions"), strict=True))
-    return [sample_record(entry.method, i, data[i], fwm.get(i), idm.get(i), execute) for i in batch]
+    return [sample_record(entry.method, i, data[i], fwm.get(i), idm.get(i), execute, parse) for i in batch]
 
 
 # ------------------------------------------------------------------ image benchmarks
@@ -421,7 +423,8 @@ def evaluate(bench: Benchmark, entries: Sequence[ModelEntry], config: RunConfig,
                 progress(entry.method, finished, len(data))
             for batch in _batches(pending, config.batch_size):
                 records = (_evaluate_image_batch(entry, batch, data, config, out, scorers) if image
-                           else _evaluate_batch(entry, batch, data, config, getattr(bench, "execute", None)))
+                           else _evaluate_batch(entry, batch, data, config, getattr(bench, "execute", None),
+                                                getattr(bench, "parse_state", None)))
                 handle.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
                 handle.flush()
                 os.fsync(handle.fileno())

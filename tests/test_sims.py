@@ -389,10 +389,13 @@ def test_execute_replays_the_world_with_another_action(name):
         bench.execute(dataclasses.replace(data[0], episode_id="elsewhere"), data[0].action)
 
 
-def test_report_card_scores_action_validity_on_simulators(tmp_path):
+def test_report_card_scores_action_validity_and_states_on_simulators(tmp_path):
     from evals import cli
 
     assert cli.main(["run", "--bench", "textphysics", "--model", "tiny", "--methods", "base", "--limit", "4", "--max-new-tokens", "6",
                      "--output", str(tmp_path / "run"), "--quiet", "--threads", "1"]) == 0
     report = json.loads((tmp_path / "run" / "report.json").read_text())
-    assert report["methods"]["base"]["metrics"]["idm/action_valid"]["n"] == 4
+    scores = report["methods"]["base"]["metrics"]
+    assert scores["idm/action_valid"]["n"] == 4
+    # the simulator reads its states back, so the card scores them field by field
+    assert scores["fwm/state_exact"]["n"] == scores["fwm/changed_f1"]["n"] == 4

@@ -6,7 +6,7 @@ import hashlib
 import itertools
 import random
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from ..benchmark import Benchmark
@@ -41,20 +41,35 @@ class Simulator(Benchmark):
 
     @abstractmethod
     def episode(self, rng: random.Random, episode_id: str,
-                override: tuple[int, str] | None = None) -> list[Transition]:
+                override: tuple[int, Sequence[str]] | None = None) -> list[Transition]:
         """One multi-step episode, every next state computed by the simulator's rules. With `override` =
-        (step, action), that step takes `action` instead of the sampled one and the episode ends there."""
+        (step, actions), the episode ends at that step with one last transition per action, each taken
+        instead of the sampled one from its own copy of the same world (the same draws)."""
 
-    def execute(self, transition: Transition, action: str) -> str:
-        """The next state the rules give when `action` is taken in `transition`'s state (the same world, the
-        same draws): an IDM's action is right when this is `transition.next_state`, even if it differs from
-        the recorded action. An action the simulator cannot read changes nothing, as an invalid one does."""
+    @abstractmethod
+    def candidate_actions(self, transition: Transition) -> list[str]:
+        """The actions that can be taken from `transition.state`, distinct: the generator's support there,
+        widened where the rendered state cannot tell (see each simulator)."""
+
+    @abstractmethod
+    def parse_state(self, text: str) -> dict[str, str] | None:
+        """A rendered state as fields -> values (None when `text` is not one): equal fields, equal state."""
+
+    def outcomes(self, transition: Transition, actions: Sequence[str]) -> list[str]:
+        """The next state the rules give for each action taken in `transition`'s state (the same world, the
+        same draws): one replay of the episode up to the step, then each action on its own copy."""
         split, _, index = str(transition.episode_id).rpartition("-")
         if split not in self.splits or not index.isdigit():
             raise SwirlError(f"{self.name}: episode id {transition.episode_id!r} is not one of this simulator's")
         episode = self.episode(split_rng(self.name, split, int(index)), transition.episode_id,
-                               override=(transition.step, action))
-        return episode[-1].next_state
+                               override=(transition.step, list(actions)))
+        return [t.next_state for t in episode[transition.step:]]
+
+    def execute(self, transition: Transition, action: str) -> str:
+        """The next state the rules give when `action` is taken in `transition`'s state: an IDM's action is
+        right when this is `transition.next_state`, even if it differs from the recorded action. An action
+        the simulator cannot read changes nothing, as an invalid one does."""
+        return self.outcomes(transition, [action])[0]
 
     def _load(self, split: str) -> Iterator[Transition]:
         indices = itertools.count() if split in self.unbounded_splits else range(self.eval_episodes[split])

@@ -20,7 +20,10 @@ Divisions round to the nearest tenth, halves away from zero; blocks never pass o
 
 from __future__ import annotations
 
+import copy
 import random
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import ClassVar
@@ -149,6 +152,13 @@ def render(world: World) -> str:
     return "\n".join(lines)
 
 
+# What `render` writes, for reading a state back.
+NUMBER = r"(-?\d+\.\d)"
+HEADER = re.compile(rf"tick (\d+); track 0\.0 to {NUMBER} with walls at both ends; friction {NUMBER}; "
+                    r"collisions (elastic|inelastic)")
+BLOCK = re.compile(rf"block ([A-Z]): x={NUMBER} v={NUMBER} m=(\d+)")
+
+
 def new_world(rng: random.Random, level: Level) -> World:
     length = level.length * 10
     # Distinct whole-unit starting positions keep the initial order unambiguous.
@@ -188,23 +198,57 @@ class TextPhysics(Simulator):
     action_meta_keys: ClassVar[tuple[str, ...]] = ("type", "block", "direction", "strength", "target", "mass", "valid")
 
     def episode(self, rng: random.Random, episode_id: str,
-                override: tuple[int, str] | None = None) -> list[Transition]:
+                override: tuple[int, Sequence[str]] | None = None) -> list[Transition]:
         level = LEVELS[self.difficulty]
         world = new_world(rng, level)
         state, out = render(world), []
         for step in range(self.episode_length):
             action, meta = sample_action(rng, world, level)
             if override is not None and step == override[0]:
-                action = override[1]
-            try:
-                valid = act(world, action)
-            except (IndexError, ValueError):  # not an action of this simulator's grammar: nothing happens
-                valid = False
-            tick(world)
-            next_state = render(world)
-            meta.update(world.events, valid=valid, difficulty=self.difficulty, tick=world.tick)
-            out.append(Transition(state, next_state, action, episode_id, step, meta))
-            if override is not None and step == override[0]:
-                break
-            state = next_state
+                return out + [self.advance(copy.deepcopy(world), state, other, dict(meta), episode_id, step)
+                              for other in override[1]]
+            out.append(self.advance(world, state, action, meta, episode_id, step))
+            state = out[-1].next_state
         return out
+
+    def advance(self, world: World, state: str, action: str, meta: dict, episode_id: str, step: int) -> Transition:
+        """Take `action` in `world` (in place) and tick: the transition from `state`."""
+        try:
+            valid = act(world, action)
+        except (IndexError, ValueError):  # not an action of this simulator's grammar: nothing happens
+            valid = False
+        tick(world)
+        meta.update(world.events, valid=valid, difficulty=self.difficulty, tick=world.tick)
+        return Transition(state, render(world), action, episode_id, step, meta)
+
+    def candidate_actions(self, transition: Transition) -> list[str]:
+        """The generator's support in this state (`sample_action`): strengths, masses and drop positions are
+        unbounded in the grammar, so they range over the level's values, and drops on its 0.5 grid."""
+        fields, level = self.parse_state(transition.state), LEVELS[self.difficulty]
+        names = [key[0] for key in fields if key.endswith(".m")]
+        out = [f"push block {name} {direction} with strength {s}" for name in names
+               for direction in ("left", "right") for s in level.strengths]
+        if level.invalid_rate:
+            out += [f"push block {ghost} right with strength {s}" for ghost in NAMES[-3:] for s in level.strengths]
+        out += [f"pull block {a} toward block {b} with strength {s}" for a in names for b in names if a != b
+                for s in level.strengths]
+        if len(names) < level.max_blocks:
+            length = round(float(fields["track"]) * 10)
+            out += [f"drop block {NAMES[len(names)]} (mass {m}) at x={tenths(x)}" for m in level.masses
+                    for x in range(0, length + 1, 5)]
+        return [*out, "wait"]
+
+    def parse_state(self, text: str) -> dict[str, str] | None:
+        """Fields `tick`, `track`, `friction`, `collisions`, and `x`, `v`, `m` per block (`A.x`)."""
+        lines = text.strip().splitlines()
+        head = HEADER.fullmatch(lines[0].strip()) if lines else None
+        if head is None:
+            return None
+        fields = dict(zip(("tick", "track", "friction", "collisions"), head.groups(), strict=True))
+        for line in lines[1:]:
+            block = BLOCK.fullmatch(line.strip())
+            if block is None or f"{block[1]}.x" in fields:
+                return None
+            fields.update({f"{block[1]}.x": block[2], f"{block[1]}.v": block[3], f"{block[1]}.m": block[4]})
+        return fields
+

@@ -17,6 +17,8 @@ order totals are exact cents.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import random
 import re
@@ -72,6 +74,9 @@ TITLES = ("Standup", "Dentist", "Lunch with Sam", "Flight", "Team review", "Gym"
 CELSIUS, HUMIDITY, CENTS = range(-15, 36), range(20, 100, 5), range(200, 20000)
 HOURS = tuple(f"{h:02d}:00" for h in range(8, 20))
 MUTATING = ("add_event", "place_order", "cancel_order")
+AMOUNTS, VALUES, DURATIONS = (10, 20, 50, 100, 250, 1000, 12.5, 99.99), (1, 2, 5, 10, 42, 100, 2.5), (30, 45, 60, 120)
+UNKNOWN = {"city": "Atlantis", "from_currency": "XYZ", "to_currency": "ABC", "item": "unicorn", "date": "next friday",
+           "time": "noon", "order_id": "ORD-9999", "quantity": 99, "from_unit": "parsec"}  # the policy's bad values
 CENT, RATE, MILLI = Decimal("0.01"), Decimal("0.0001"), Decimal("0.001")
 
 
@@ -312,16 +317,16 @@ def sample_call(rng: random.Random, world: World, level: Level,
     elif name == "convert_currency":
         target = pick("currency", list(world.rates))
         source = rng.choice([c for c in world.rates if c != target])
-        args = {"amount": rng.choice((10, 20, 50, 100, 250, 1000, 12.5, 99.99)), "from_currency": source,
+        args = {"amount": rng.choice(AMOUNTS), "from_currency": source,
                 "to_currency": target}
     elif name == "convert_units":
         kind = rng.choice(("length", "mass", "volume"))
         source, target = rng.sample(UNITS_OF[kind], 2)
-        args = {"value": rng.choice((1, 2, 5, 10, 42, 100, 2.5)), "from_unit": source, "to_unit": target}
+        args = {"value": rng.choice(VALUES), "from_unit": source, "to_unit": target}
     elif name == "add_event":
         args = {"title": rng.choice(TITLES), "date": pick("date", world.week), "time": rng.choice(HOURS)}
         if rng.random() < 0.5:
-            args["duration_minutes"] = rng.choice((30, 45, 60, 120))
+            args["duration_minutes"] = rng.choice(DURATIONS)
     elif name == "list_events":
         args = {"date": pick("date", world.week)}
     elif name in ("check_stock", "place_order"):
@@ -339,9 +344,7 @@ def sample_call(rng: random.Random, world: World, level: Level,
         elif flaw == "type":
             args[key] = str(args[key]) if not isinstance(args[key], str) else len(args[key])
         elif flaw == "unknown":
-            args[key] = {"city": "Atlantis", "from_currency": "XYZ", "to_currency": "ABC", "item": "unicorn",
-                         "date": "next friday", "time": "noon", "order_id": "ORD-9999", "quantity": 99,
-                         "from_unit": "parsec"}.get(key, "???")
+            args[key] = UNKNOWN.get(key, "???")
         elif flaw == "name":
             name = name.replace("_", "", 1)  # get_weather -> getweather
         else:
@@ -361,7 +364,7 @@ class ToolSim(Simulator):
     action_meta_keys: ClassVar[tuple[str, ...]] = ("tool", "api", "flaw", "ok", "error")
 
     def episode(self, rng: random.Random, episode_id: str,
-                override: tuple[int, str] | None = None) -> list[Transition]:
+                override: tuple[int, Sequence[str]] | None = None) -> list[Transition]:
         level = LEVELS[self.difficulty]
         world = new_world(rng, level)
         focus = {"city": rng.choice(list(world.weather)), "currency": rng.choice(list(world.rates)[1:]),
@@ -369,23 +372,136 @@ class ToolSim(Simulator):
                  "date": rng.choice(world.week[1:])}
         task = rng.choice(TASKS).format(person=rng.choice(PEOPLE), **focus)
         static, known, responses = header(world, task), facts(world), "\nresponses:"
-        current, out = static + known + responses, []
+        out = []
         for t in range(self.episode_length):
             name, args, meta = sample_call(rng, world, level, focus)
-            call = canonical_call(name, args)  # the hidden action; `answer` is `respond` without the parse
+            call = canonical_call(name, args)  # the hidden action
             if override is not None and t == override[0]:
-                call, response = override[1], respond(world, override[1])
-                meta["tool"] = called_name(call)  # a call that changed the world changes the facts shown
-            else:
-                response = answer(world, name, args)
-            error = response.get("error")
-            if error is None and meta["tool"] in MUTATING:
-                known = facts(world)
-            responses += f"\n{t + 1}. {dump(response)}"
-            meta.update(difficulty=self.difficulty, ok=error is None, error=error["code"] if error else None)
-            next_state = static + known + responses
-            out.append(Transition(current, next_state, call, episode_id, t, meta))
-            if override is not None and t == override[0]:
-                break
-            current = next_state
+                branches = []
+                for other in override[1]:  # each on its own copy of the world
+                    copied = copy_world(world)
+                    branches.append(self.advance(copied, static, known, responses, t, other, respond(copied, other),
+                                                 dict(meta, tool=called_name(other)), episode_id)[0])
+                return out + branches
+            # `answer` is `respond` without the parse
+            transition, known, responses = self.advance(world, static, known, responses, t, call,
+                                                        answer(world, name, args), meta, episode_id)
+            out.append(transition)
         return out
+
+    def advance(self, world: World, static: str, known: str, responses: str, t: int, call: str, response: dict,
+                meta: dict, episode_id: str) -> tuple[Transition, str, str]:
+        """The transition of `call`, whose `response` `world` has given: with the facts and the log after it."""
+        state = static + known + responses
+        error = response.get("error")
+        if error is None and meta["tool"] in MUTATING:  # a call that changed the world changes the facts shown
+            known = facts(world)
+        responses += f"\n{t + 1}. {dump(response)}"
+        meta.update(difficulty=self.difficulty, ok=error is None, error=error["code"] if error else None)
+        return Transition(state, static + known + responses, call, episode_id, t, meta), known, responses
+
+    def candidate_actions(self, transition: Transition) -> list[str]:
+        """The generator's support in this state (`sample_call`), flawed calls included: every function
+        listed, with the arguments it draws from what the state shows (cities, currencies, items, orders,
+        the week from today) and from its fixed value lists (amounts, units, titles, hours, durations).
+        Arguments are unbounded in the grammar, so only these values are enumerated."""
+        fields = self.parse_state(transition.state)
+        listed = {kind: [key.split(" ", 1)[1] for key in fields if key.startswith(kind + " ")]
+                  for kind in ("weather", "rate", "stock", "order")}
+        today = date.fromisoformat(fields["today"])
+        week = [(today + timedelta(days=d)).isoformat() for d in range(7)]
+        currencies = ["USD", *listed["rate"]]
+        calls: dict[str, None] = {}
+        for name in fields["tools"].split(", "):
+            if name in ("get_order", "cancel_order") and not listed["order"]:
+                continue  # the generator places an order instead
+            for args in base_arguments(name, listed["weather"], currencies, listed["stock"], week, listed["order"]):
+                calls.update(dict.fromkeys(flawed_calls(name, args)))
+        return list(calls)
+
+    def parse_state(self, text: str) -> dict[str, str] | None:
+        """Fields `task`, `today`, `tools`, `weather CITY`, `rate CURRENCY`, `stock ITEM`, `order ID`,
+        `calendar EVENT` (its count), and per response its JSON leaves (`response 2 error.code`, canonical JSON)."""
+        lines = text.strip().split("\n")
+        heads = [line.partition(": ") for line in lines[:8]]
+        if len(lines) < 9 or [h[0] for h in heads] != list(PARTS) or lines[8] != "responses:":
+            return None
+        fields = {head: value for head, (_, _, value) in zip(PARTS[:3], heads, strict=False)}
+        for (prefix, sep, key_words), (_, _, value) in zip(LISTS.values(), heads[3:], strict=True):
+            if value in ("(empty)", "(none)"):
+                continue
+            for entry in value.split(sep):
+                if key_words is None:  # the calendar can hold the same event twice: an entry keys its count
+                    fields[f"{prefix} {entry}"] = str(int(fields.get(f"{prefix} {entry}", "0")) + 1)
+                    continue
+                words = entry.split(" ", key_words)
+                key = f"{prefix} {' '.join(words[:key_words])}"
+                if len(words) <= key_words or key in fields:
+                    return None
+                fields[key] = words[key_words]
+        for k, line in enumerate(lines[9:], 1):
+            number, _, body = line.partition(". ")
+            try:
+                response = json.loads(body)
+            except ValueError:
+                return None
+            if number != str(k) or not isinstance(response, dict):
+                return None
+            fields.update({f"response {k} {path}": value for path, value in leaves(response)})
+        return fields
+
+
+# The lines of a state before its responses; the lists are split into entries keyed by their first words.
+LISTS = {"weather": ("weather", "; ", 1), "rates per 1 USD": ("rate", ", ", 1), "stock": ("stock", "; ", 1),
+         "calendar": ("calendar", "; ", None), "orders": ("order", "; ", 1)}  # line -> field prefix, separator, key words
+PARTS = ["task", "today", "tools", *LISTS]
+
+
+def leaves(value: Any, path: str = "") -> list[tuple[str, str]]:
+    """(path, canonical JSON) of a JSON value's leaves; an empty object or list is a leaf itself."""
+    if isinstance(value, dict) and value:
+        return [leaf for key, item in value.items() for leaf in leaves(item, f"{path}.{key}" if path else key)]
+    if isinstance(value, list) and value:
+        return [leaf for i, item in enumerate(value) for leaf in leaves(item, f"{path}[{i}]")]
+    return [(path, json.dumps(value, sort_keys=True, ensure_ascii=False))]
+
+
+def copy_world(world: World) -> World:
+    """A copy whose changing parts (stock counts, calendar, orders) are its own; the rest is never changed."""
+    return dataclasses.replace(world, stock={item: list(entry) for item, entry in world.stock.items()},
+                               events=list(world.events), orders={k: dict(o) for k, o in world.orders.items()})
+
+
+def base_arguments(name: str, cities: list[str], currencies: list[str], items: list[str], week: list[str],
+                   orders: list[str]) -> list[dict[str, Any]]:
+    """Every argument set `sample_call` can draw for `name` before a flaw (the focus is one of the options)."""
+    if name == "get_weather":
+        return [{"city": c, **unit} for c in cities for unit in ({}, {"unit": "C"}, {"unit": "F"})]
+    if name == "convert_currency":
+        return [{"amount": a, "from_currency": s, "to_currency": t} for t in currencies for s in currencies if s != t
+                for a in AMOUNTS]
+    if name == "convert_units":
+        return [{"value": v, "from_unit": s, "to_unit": t} for kind in UNITS_OF.values()
+                for s, t in itertools.permutations(kind, 2) for v in VALUES]
+    if name == "add_event":
+        return [{"title": title, "date": d, "time": h, **minutes} for title in TITLES for d in week for h in HOURS
+                for minutes in ({}, *({"duration_minutes": m} for m in DURATIONS))]
+    if name == "list_events":
+        return [{"date": d} for d in week]
+    if name == "check_stock":
+        return [{"item": item} for item in items]
+    if name == "place_order":
+        return [{"item": item, "quantity": q} for item in items for q in range(1, 4)]
+    return [{"order_id": order} for order in orders]
+
+
+def flawed_calls(name: str, args: dict[str, Any]) -> list[str]:
+    """The call and every flawed version of it that `sample_call` can make."""
+    calls = [canonical_call(name, args), canonical_call(name.replace("_", "", 1), args),
+             canonical_call(name, {**args, "verbose": True})]
+    for key in TOOLS[name]["parameters"]["required"]:
+        value = args[key]
+        calls += [canonical_call(name, {k: v for k, v in args.items() if k != key}),
+                  canonical_call(name, {**args, key: str(value) if not isinstance(value, str) else len(value)}),
+                  canonical_call(name, {**args, key: UNKNOWN.get(key, "???")})]
+    return calls

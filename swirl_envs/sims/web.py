@@ -17,7 +17,10 @@ no model can predict.
 
 from __future__ import annotations
 
+import copy
 import random
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -315,26 +318,85 @@ class TextWeb(Simulator):
         return render(url, title, els, page.fields), els
 
     def episode(self, rng: random.Random, episode_id: str,
-                override: tuple[int, str] | None = None) -> list[Transition]:
+                override: tuple[int, Sequence[str]] | None = None) -> list[Transition]:
         level = LEVELS[self.difficulty]
         site, page, history = generate(rng, level), Page("home"), []
         state, els = self.observe(rng, site, page)
         out = []
         for t in range(self.episode_length):
             action, kind, index = sample_action(rng, site, page, history, els, level)
-            if override is not None and t == override[0]:
-                action = override[1]
             role, label = els[index - 1][:2] if index else (None, None)
             meta = {"difficulty": self.difficulty, "action_type": kind, "element": index or None, "role": role,
                     "label": label, "page": page.kind}
-            try:
-                page, applied = step(site, page, history, els, action)
-            except (ValueError, IndexError, KeyError):  # not an action of this site's grammar: nothing happens
-                applied = False
-            next_state, els = self.observe(rng, site, page)
-            meta.update(valid=applied, next_page=page.kind, cart_items=sum(site.cart.values()))
-            out.append(Transition(state, next_state, action, episode_id, t, meta))
             if override is not None and t == override[0]:
-                break
-            state = next_state
+                drawn, branches = rng.getstate(), []
+                for other in override[1]:  # each on its own copy of the site and pages, with the same draws ahead
+                    rng.setstate(drawn)
+                    branches.append(self.advance(rng, *copy.deepcopy((site, page, history)), els, state, other,
+                                                 dict(meta), episode_id, t)[0])
+                return out + branches
+            transition, page, els = self.advance(rng, site, page, history, els, state, action, meta, episode_id, t)
+            out.append(transition)
+            state = transition.next_state
         return out
+
+    def advance(self, rng: random.Random, site: Site, page: Page, history: list[Page], els: list[Element],
+                state: str, action: str, meta: dict, episode_id: str, t: int
+                ) -> tuple[Transition, Page, list[Element]]:
+        """Take `action` on `page` (the site and history change in place): the transition from `state`,
+        the page now shown and its elements."""
+        try:
+            page, applied = step(site, page, history, els, action)
+        except (ValueError, IndexError, KeyError):  # not an action of this site's grammar: nothing happens
+            applied = False
+        next_state, els = self.observe(rng, site, page)
+        meta.update(valid=applied, next_page=page.kind, cart_items=sum(site.cart.values()))
+        return Transition(state, next_state, action, episode_id, t, meta), page, els
+
+    def candidate_actions(self, transition: Transition) -> list[str]:
+        """The generator's support on this page (`sample_action`), widened where the page cannot tell: a
+        search types any word of the whole catalogue (the site's other products are not on the page), and
+        `back` is always a candidate (the history is not on the page either). Typed text is unbounded in
+        the grammar, so it ranges over what `typed_value` draws."""
+        fields, out = self.parse_state(transition.state), []
+        misclicks = LEVELS[self.difficulty].noop_weight > 0
+        for key, element in fields.items():
+            if not ELEMENT_KEY.fullmatch(key):
+                continue
+            role, label = ELEMENT.fullmatch(element).groups()
+            if role in ("link", "button") or (misclicks and role not in ("textbox", "combobox")):
+                out.append(f"click {key}")
+            elif role == "textbox":
+                out += [f'type {key} "{value}"' for value in TYPED[label]]
+                if fields[f"{key} value"]:  # a user submits what they typed
+                    out.append(f"submit {key}")
+            elif role == "combobox":
+                out += [f'select {key} "{option}"' for option in fields[f"{key} options"].split("|")]
+        return [*out, "back"]
+
+    def parse_state(self, text: str) -> dict[str, str] | None:
+        """Fields `url`, `title`, and per element `[k]` (role and label), `[k] value` and `[k] options`."""
+        lines = text.strip().splitlines()
+        if len(lines) < 2 or not lines[0].startswith("url: ") or not lines[1].startswith("title: "):
+            return None
+        fields = {"url": lines[0][5:], "title": lines[1][7:]}
+        for k, line in enumerate(lines[2:], 1):
+            match = next((m for m in (pattern.fullmatch(line.strip()) for pattern in LINES) if m), None)
+            if match is None or match["k"] != str(k):
+                return None
+            fields[f"[{k}]"] = f'{match["role"]} "{match["label"]}"'
+            fields.update({f"[{k}] {key}": match[key] for key in ("value", "options")
+                           if key in match.re.groupindex})
+        return fields
+
+
+# What `render` writes, for reading a page back: a form field, a combobox, any other element.
+LINES = [re.compile(r'\[(?P<k>\d+)\] (?P<role>textbox) "(?P<label>[^"]*)" value="(?P<value>.*)"'),
+         re.compile(r'\[(?P<k>\d+)\] (?P<role>combobox) "(?P<label>[^"]*)" value="(?P<value>.*)" '
+                    r'options=(?P<options>\S+)'),
+         re.compile(r'\[(?P<k>\d+)\] (?P<role>(?!textbox |combobox )\w+) "(?P<label>.*)"')]
+ELEMENT_KEY, ELEMENT = re.compile(r"\[\d+\]"), re.compile(r'(\w+) "(.*)"')
+# What `typed_value` can type into each textbox (by label); a search, any word of the catalogue or a miss.
+TYPED = {"Search": sorted({w.lower() for names in (ADJECTIVES, *CATALOGUE.values()) for w in names} | {"unicorn"}),
+         "Name": PEOPLE, "Address": [f"{n} {street}" for n in range(1, 200) for street in STREETS],
+         "Reply": REPLIES}
