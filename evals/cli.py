@@ -289,8 +289,15 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"{f', {i + 1} of them' if len(problems) > 1 else ''}: {line}", file=sys.stderr)
     if bench.modality != "image" and (args.clip_model or args.dino_model):
         raise UsageError(f"--clip-model and --dino-model score images; {args.bench!r} has {bench.modality} states")
+    from swirl_core.decoding import get_backend
+
+    get_backend(args.generation_backend)  # an unknown name fails before the models load
     with _status(f"loading the models for {args.bench} (the first use of a preset converts it: ~20 s)"):
         entries = _entries(args, bench)
+    for entry in entries:  # pairs, bare or inside a verify@N wrapper; other predictors decode their own way
+        pair = getattr(entry.predictor, "pair", entry.predictor)
+        if hasattr(pair, "generation_backend"):
+            pair.generation_backend = args.generation_backend
     output = Path(args.output or Path("runs") / args.bench / dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
     config = RunConfig(benchmark=args.bench, split=args.split, limit=args.limit, seed=args.seed,
                        batch_size=args.batch_size, temperature=args.temperature, top_p=args.top_p,
@@ -544,6 +551,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=_temperature, default=0.0, help="sampling temperature (0 = greedy)")
     p.add_argument("--top-p", type=_top_p, default=1.0, help="nucleus sampling mass, in (0, 1]")
     p.add_argument("--max-new-tokens", type=_positive, default=None, help="generation budget (default: the pair's)")
+    p.add_argument("--generation-backend", default="fast", metavar="fast|hf",
+                   help="decoding loop: this suite's KV-cache loop (fast) or transformers' generate (hf)")
     p.add_argument("--bootstrap", type=_positive, default=1000, help="bootstrap resamples for corpus metrics")
     p.add_argument("--device", default="cpu", help="torch device for the models")
     p.add_argument("--threads", type=_nonneg, default=0,

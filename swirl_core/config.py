@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from swirl_envs.errors import SwirlError
 
+from .decoding import get_backend
 from .logging import tracker_names
 from .lora import LoraSettings
 from .tiny import TinyConfig
@@ -40,6 +41,7 @@ class TrainerConfig:
     max_length: int = 512  # prompt + target tokens; long states are cut (see keep_head)
     max_target_tokens: int = 128  # cap on the generated span and on Z / Y inside a prompt
     keep_head: float = 0.0  # share of a cut state's budget kept from its start (0: keep only its end)
+    generation_backend: str = "fast"  # sampling: "fast" (this suite's KV-cache loop) | "hf" (transformers' generate)
     learning_rate: float = 1e-4  # AdamW, one optimiser per distinct set of weights
     weight_decay: float = 0.0
     adam_beta1: float = 0.9
@@ -65,6 +67,7 @@ class TrainerConfig:
             raise SwirlError(f"lr_scheduler must be constant, linear or cosine, got {self.lr_scheduler!r}")
         if not 0.0 <= self.keep_head < 1.0:
             raise SwirlError(f"keep_head must be in [0, 1), got {self.keep_head}")
+        get_backend(self.generation_backend)
         tracker_names(self.report_to)
 
 

@@ -33,7 +33,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 from swirl_envs.errors import DataError, SwirlError
 from swirl_envs.fileio import atomic_directory
 
-from .decoding import generate_ids
+from .decoding import generate_ids, get_backend
 from .logprobs import completion_logprobs, reduce_logprobs
 from .lora import LoraSettings, add_adapters, describe_adapters, is_adapter, load_adapters
 from .presets import PRESETS, quiet_transformers, resolve_model
@@ -74,7 +74,8 @@ class WorldModelPair:
                  tokenizer: PreTrainedTokenizerBase, idm_tokenizer: PreTrainedTokenizerBase | None = None,
                  codec: Any = None, max_length: int = 1024, max_target_tokens: int = 256, keep_head: float = 0.0,
                  layout: str | None = None, sources: dict[str, str] | None = None,
-                 bases: dict[str, str] | None = None, device: str | torch.device | None = None):
+                 bases: dict[str, str] | None = None, device: str | torch.device | None = None,
+                 generation_backend: str = "fast"):
         self.shared = idm is None or idm is fwm
         self.models: dict[str, PreTrainedModel] = {"fwm": fwm, "idm": fwm if self.shared else idm}
         idm_tok = tokenizer if self.shared or idm_tokenizer is None else idm_tokenizer
@@ -92,6 +93,8 @@ class WorldModelPair:
         self.sources = sources or {r: getattr(self.models[r].config, "_name_or_path", "") or "?" for r in ROLES}
         self.bases = dict(bases or self.sources)  # what adapters (if any) sit on: a preset, folder or Hub id
         self._formats: dict[tuple, PromptFormat] = {}
+        get_backend(generation_backend)
+        self.generation_backend = generation_backend  # how `sample` decodes: a name in decoding.BACKENDS
         self.merged_adapters: dict[str, dict[str, Any] | None] = {}
         if device is not None:
             self.to(device)
@@ -301,12 +304,14 @@ class WorldModelPair:
         per_chunk, repeats = (max(1, batch_size // num_samples), num_samples) if num_samples <= batch_size \
             else (batch_size, 1)
         chunks = prompts if repeats > 1 else rows
+        # `generate_ids` is looked up here, not in the registry, so that patching `models.generate_ids` (as
+        # benchmarks/grpo_vs_trl.py does to time it) still reaches every fast-path call.
+        generate = generate_ids if self.generation_backend == "fast" else get_backend(self.generation_backend)
         try:
             for start in range(0, len(chunks), per_chunk):
-                completions += generate_ids(model, chunks[start:start + per_chunk], eos_id=tok.eos_token_id,
-                                            pad_id=tok.pad_token_id, max_new_tokens=max_new,
-                                            temperature=temperature, top_p=top_p, generator=generator,
-                                            repeats=repeats)
+                completions += generate(model, chunks[start:start + per_chunk], eos_id=tok.eos_token_id,
+                                        pad_id=tok.pad_token_id, max_new_tokens=max_new, temperature=temperature,
+                                        top_p=top_p, generator=generator, repeats=repeats)
         finally:
             model.train(was_training)
         texts = [tok.decode(c, skip_special_tokens=True) for c in completions]
