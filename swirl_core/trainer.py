@@ -34,6 +34,9 @@ from .models import DTYPES, WorldModelPair, build_tiny_pair
 
 # Config fields that may differ between a killed run and its resumption without changing the result.
 RESUME_NEUTRAL = ("progress", "save_steps", "save_total_limit", "log_steps", "device", "report_to")
+# Fields added after runs were saved: left out of the fingerprint at their default, so those runs still resume
+# (a non-default value changes what is sampled, so it must match).
+LATER_FIELD_DEFAULTS = {"generation_backend": "fast"}
 EXIT_AFTER_STEP_ENV = "SWIRL_EXIT_AFTER_STEP"  # testing hook: die right after this optimiser step
 SIMULATED_CRASH_EXIT_CODE = 86  # distinct from 1, which an ordinary traceback also gives
 
@@ -79,6 +82,7 @@ class CheckpointedTrainer:
             pair = WorldModelPair.load(c.model, c.idm_model, shared=c.shared, dtype=c.dtype, **options)
         if c.lora.enabled:  # a pair that already has adapters (e.g. an SFT LoRA init) keeps training them
             pair.add_adapters(c.lora, seed=c.seed)
+        pair.generation_backend = c.generation_backend
         return pair.to(c.device)
 
     # ------------------------------------------------------------------ optimisation
@@ -124,7 +128,8 @@ class CheckpointedTrainer:
     # ------------------------------------------------------------------ checkpoints
 
     def config_fingerprint(self) -> dict[str, Any]:
-        return {k: v for k, v in to_dict(self.config).items() if k not in RESUME_NEUTRAL}
+        return {k: v for k, v in to_dict(self.config).items()
+                if k not in RESUME_NEUTRAL and not (k in LATER_FIELD_DEFAULTS and v == LATER_FIELD_DEFAULTS[k])}
 
     def save_checkpoint(self, output_dir: Path, step: int, pair, state: dict[str, Any],
                         extra: Any = None) -> Path:

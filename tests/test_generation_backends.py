@@ -101,6 +101,20 @@ def test_trainer_configs_take_a_backend():
         apply_overrides(TrainerConfig(), ["generation_backend=vllm"])
 
 
+def test_trainers_sample_with_their_configs_backend_and_resume_runs_saved_before_it():
+    from swirl_core.sft import SFTConfig, SFTTrainer
+
+    config = SFTConfig(tiny=TinyConfig(vocab_size=300, hidden_size=64, intermediate_size=128), max_length=64,
+                       max_target_tokens=16)
+    assert SFTTrainer(apply_overrides(config, ["generation_backend=hf"])).build_pair(
+        None, BLOCK_TEXTS).generation_backend == "hf"
+    # At its default the field is not part of the fingerprint, so checkpoints written before it existed
+    # still match; any other backend samples differently and must match.
+    assert "generation_backend" not in SFTTrainer(config).config_fingerprint()
+    hf = SFTTrainer(apply_overrides(config, ["generation_backend=hf"])).config_fingerprint()
+    assert hf["generation_backend"] == "hf"
+
+
 def test_swirl_eval_run_takes_a_backend(tmp_path, monkeypatch, capsys):
     calls = []
     monkeypatch.setitem(decoding.BACKENDS, "hf", lambda *a, **kw: calls.append(1) or hf_generate_ids(*a, **kw))
