@@ -31,6 +31,7 @@ class TransitionEnv(gym.Env):
         self.episode_source, self.modality = episode_source, modality
         self.reveal_actions, self.similarity_fn = reveal_actions, similarity_fn
         self.hidden_meta = () if reveal_actions else tuple(hidden_meta)  # meta that would give the action away
+        # Gymnasium's action space is what step() takes: a predicted next state, shaped like an observation.
         if modality == "text":
             self.observation_space = UnicodeText(max_text_length)
             self.action_space = UnicodeText(max_text_length)
@@ -63,11 +64,13 @@ class TransitionEnv(gym.Env):
         first = self._episode[0]
         return self._observe(first.state), self._info(first)
 
-    def step(self, action):
+    def step(self, predicted_next_state):
+        """Gymnasium's `step(action)`: here the agent's move is its prediction of the next state, not the
+        hidden action Z, which this env never takes (and reveals only with reveal_actions=True)."""
         if self._cursor >= len(self._episode):
             raise RuntimeError("step() called after the episode ended; call reset()")
         transition = self._episode[self._cursor]
-        reward = float(self.similarity_fn(action, transition.next_state))
+        reward = float(self.similarity_fn(predicted_next_state, transition.next_state))
         self._cursor += 1
         terminated = self._cursor >= len(self._episode)
         info = self._info(transition)
