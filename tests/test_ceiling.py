@@ -57,10 +57,10 @@ def test_tools_default_unit_is_celsius():
 
 
 @pytest.mark.parametrize("name", SIMS)
-@pytest.mark.parametrize("difficulty", ["easy", "medium", "hard"])
-def test_true_action_is_a_candidate(name, difficulty):
+@pytest.mark.parametrize(("difficulty", "n"), [("easy", 10), ("medium", 50), ("hard", 10)])
+def test_true_action_is_a_candidate(name, difficulty, n):
     bench = sim(name, difficulty=difficulty)
-    data = list(bench.transitions("train", limit=50))
+    data = list(bench.transitions("train", limit=n))  # toolsim lists ~17k calls a state: fewer off the default
     for t in data:
         candidates = bench.candidate_actions(t)
         assert t.action in candidates and len(set(candidates)) == len(candidates)
