@@ -218,8 +218,8 @@ def _tiny_texts(bench, limit: int = 500):
 
 
 def _entries(args: argparse.Namespace, bench) -> list:
+    from .checkpoints import discover_checkpoints, load_method
     from .methods import order_methods
-    from .models import discover_checkpoints, load_method
 
     sources: dict[str, str] = {m: str(p) for m, p in discover_checkpoints(bench.name).items()}
     given: dict[str, str] = {}
@@ -341,11 +341,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                                 f"{args.bench}/{args.split} -> {output}")
     init = args.init
     if init is not None and Path(init).exists():
-        from .models import resolve_checkpoint
+        from .checkpoints import resolve_checkpoint
 
         init = str(resolve_checkpoint(init))  # a training run's folder means its final pair
     if init is None and bench.modality == "image":
-        from .models import image_init_pair
+        from .image_init import image_init_pair
 
         # Images reach a language model as codec text: a run from scratch first gets a codec and a pair
         # whose tokenizer knows its codes (and a prompt budget that holds two images).
@@ -364,7 +364,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_merge(args: argparse.Namespace) -> int:
     from swirl_core.models import WorldModelPair
 
-    from .models import resolve_checkpoint
+    from .checkpoints import resolve_checkpoint
 
     source = resolve_checkpoint(args.pair)
     if not (source / "pair.json").is_file():
@@ -476,7 +476,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise SwirlError(f"the StableToolBench server is not available ({exc})") from None
     simulator = None  # the server itself warns when --host is not loopback
     if args.model:
-        from .models import load_pair_entry
+        from .checkpoints import load_pair_entry
 
         entry = load_pair_entry("serve", args.model, seed=0, device=args.device)
         simulator = server.fwm_simulator(entry.predictor.predict_next_states)

@@ -319,7 +319,7 @@ def rollout_fidelity(pair: Any, episodes: list[list[Transition]], horizon: int,
 
 def evaluate_method(setup: EnvSetup, method: str, folder: Path, seed: int, work: Path) -> dict[str, Any]:
     """One method's card (its own folder, so methods can be added later) and horizon curve; cached."""
-    from evals.models import load_method
+    from evals.checkpoints import load_method
     from evals.runner import RunConfig, evaluate
 
     cache = work / "results" / f"{method}.json"

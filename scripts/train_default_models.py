@@ -51,7 +51,7 @@ import torch
 import transformers
 
 from evals.experiments import split_episodes, timed_train
-from evals.models import image_init_pair
+from evals.image_init import image_init_pair
 from swirl_core.config import to_dict
 from swirl_core.defaults import MANIFEST, checkpoint_files, weights_sha256
 from swirl_core.image_codec import psnr, rgb_array

@@ -166,7 +166,7 @@ def test_train_then_run_with_a_tiny_model_and_resume(tmp_path, capsys):
 
 def test_serve_wires_the_fwm_simulator(tmp_path, monkeypatch):
     server = pytest.importorskip("swirl_envs.stabletoolbench.server")
-    from evals import models
+    from evals import checkpoints as models
     from evals.runner import ModelEntry
 
     class EchoFWM:
@@ -201,7 +201,7 @@ def _fake_pair(folder: Path, weights: bytes = b"w") -> Path:
 
 
 def test_checkpoint_resolution_hashing_and_discovery(tmp_path, monkeypatch):
-    from evals import models
+    from evals import checkpoints as models
 
     run = tmp_path / "run"
     _fake_pair(run / "checkpoint-2")

@@ -44,7 +44,7 @@ def test_manifest_matches_files(method):
 
 
 def test_report_card_identity_matches():
-    evals_models = pytest.importorskip("evals.models")
+    evals_models = pytest.importorskip("evals.checkpoints")
     for method, folder in default_checkpoints(BENCH).items():
         assert evals_models.checkpoint_sha256(folder) == default_manifest(BENCH, method)["weights_sha256"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from evals import experiments, figures, methods, models
+from evals import checkpoints, experiments, figures, methods
 from evals.experiments import aggregate
 
 
@@ -40,7 +40,7 @@ def test_gains_compare_shared_swirl_with_shared_sft_and_skip_the_baselines():
 
 
 def test_one_method_table_feeds_every_list():
-    assert models.__dict__.get("METHOD_ORDER") is None  # the card order lives in evals/methods.py only
+    assert checkpoints.__dict__.get("METHOD_ORDER") is None  # the card order lives in evals/methods.py only
     assert experiments.METHODS == tuple(m for m in methods.METHOD_ORDER if m != "base")
     assert set(methods.GAIN_METHODS) == {"bootstrap", "verify@8", "swirl-idm2fwm", "swirl", "swirl-shared",
                                          "sft-oracle"}

@@ -51,7 +51,7 @@ def checkpoint_files(folder: Path) -> dict[str, str]:
 
 def weights_sha256(folder: Path) -> str:
     """One digest over the weight files (relative path, NUL, bytes; in path order): the identity a report
-    card records for a checkpoint (same rule as evals.models.checkpoint_sha256)."""
+    card records for a checkpoint (same rule as evals.checkpoints.checkpoint_sha256)."""
     digest = hashlib.sha256()
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES)):
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0")

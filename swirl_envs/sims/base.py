@@ -24,7 +24,13 @@ def split_rng(name: str, split: str, index: int) -> random.Random:
 
 
 class Simulator(Benchmark):
-    """Subclasses implement `episode(rng, episode_id)`: build a world from the seed, act, record transitions."""
+    """Subclasses implement `episode(rng, episode_id)`: build a world from the seed, act, record transitions.
+
+    Text simulators also offer `candidate_actions(transition) -> list[str]` (the distinct actions that can be
+    taken from the state: the generator's support, widened where the rendered state cannot tell; used by
+    `swirl_envs.sims.ceiling`) and `parse_state(text) -> dict[str, str] | None` (a rendered state as fields,
+    None when `text` is not one; the card's state metrics). Pictures have neither, so they are not abstract.
+    """
 
     splits: ClassVar[tuple[str, ...]] = ("train", "validation", "test")
     unbounded_splits: ClassVar[tuple[str, ...]] = ("train",)
@@ -45,15 +51,6 @@ class Simulator(Benchmark):
         """One multi-step episode, every next state computed by the simulator's rules. With `override` =
         (step, actions), the episode ends at that step with one last transition per action, each taken
         instead of the sampled one from its own copy of the same world (the same draws)."""
-
-    @abstractmethod
-    def candidate_actions(self, transition: Transition) -> list[str]:
-        """The actions that can be taken from `transition.state`, distinct: the generator's support there,
-        widened where the rendered state cannot tell (see each simulator)."""
-
-    @abstractmethod
-    def parse_state(self, text: str) -> dict[str, str] | None:
-        """A rendered state as fields -> values (None when `text` is not one): equal fields, equal state."""
 
     def outcomes(self, transition: Transition, actions: Sequence[str]) -> list[str]:
         """The next state the rules give for each action taken in `transition`'s state (the same world, the
