@@ -60,10 +60,10 @@ from pathlib import Path
 from typing import Any
 
 from evals.figures import fmt_gain, fmt_mean_se
-from evals.methods import CONTROLS, base_method, baseline_of
+from evals.methods import CONTROLS, base_method, baseline_of, trainer_of
 from evals.methods import EXPERIMENT_METHODS as METHODS
 from swirl_envs.errors import SwirlError
-from swirl_envs.fileio import write_atomic
+from swirl_envs.fileio import dumps_json, write_atomic
 from swirl_envs.registry import make_benchmark
 from swirl_envs.transition import Transition
 
@@ -208,18 +208,21 @@ def timed_train(trainer: Any, data: list[Transition], output: Path, init: Path |
     record, start = output / "wall_time_s.json", time.perf_counter()
     final = trainer.train(data, output, init=init)
     if not record.is_file():
-        write_atomic(record, json.dumps(round(time.perf_counter() - start, 1)))
+        write_atomic(record, dumps_json(round(time.perf_counter() - start, 1)))
     return final, float(json.loads(record.read_text()))
 
 
 def _train(trainer_name: str, config_fields: dict[str, Any], data: list[Transition], output: Path,
            init: Path | None) -> tuple[Path, float]:
-    """timed_train for a registered trainer built from plain config fields."""
-    from swirl_core.config import from_dict
+    """timed_train for a registered trainer built from plain config fields (nested ones may be dotted keys
+    from --set, e.g. tiny.hidden_size, applied after the nested groups)."""
+    from swirl_core.config import apply_overrides, from_dict
     from swirl_core.registry import get_trainer
 
     trainer_cls = get_trainer(trainer_name)
-    return timed_train(trainer_cls(from_dict(trainer_cls.config_class, config_fields)), data, output, init)
+    config = from_dict(trainer_cls.config_class, config_fields)  # dotted keys are not fields: skipped here
+    config = apply_overrides(config, {k: v for k, v in config_fields.items() if "." in k})
+    return timed_train(trainer_cls(config), data, output, init)
 
 
 def train_methods(setup: EnvSetup, split: Split, seed: int, work: Path, methods: tuple[str, ...],
@@ -254,35 +257,35 @@ def train_methods(setup: EnvSetup, split: Split, seed: int, work: Path, methods:
         WorldModelPair(warmed.fwm, None, tokenizer=warmed.tokenizers["fwm"], codec=warmed.codec,
                        max_length=setup.max_length, max_target_tokens=setup.max_target_tokens,
                        sources=warmed.sources).save(work / "init-shared")
-    plan = [  # (method, trainer, data, init, config); a method is planned after the ones it depends on
-        ("sft", "sft", split.labelled, init, {**setup.sft}),
-        ("sft-shared", "sft", split.labelled, work / "init-shared", {**setup.sft, "shared": True}),
-        ("sft-oracle", "sft", split.labelled + split.oracle, init, {**setup.sft, "epochs": setup.oracle_epochs}),
-        ("bootstrap", "bootstrap", split.unlabelled, "sft", {**setup.bootstrap}),
-        ("swirl-idm2fwm", "swirl", split.unlabelled, "sft", {**setup.swirl, "mode": "idm2fwm"}),
-        ("swirl", "swirl", split.unlabelled, "sft", {**setup.swirl}),
-        ("swirl-shared", "swirl", split.unlabelled, "sft-shared", {**setup.swirl, "shared": True}),
+    plan = [  # (method, data, init, config), trained by trainer_of(method); after the methods it depends on
+        ("sft", split.labelled, init, {**setup.sft}),
+        ("sft-shared", split.labelled, work / "init-shared", {**setup.sft, "shared": True}),
+        ("sft-oracle", split.labelled + split.oracle, init, {**setup.sft, "epochs": setup.oracle_epochs}),
+        ("bootstrap", split.unlabelled, "sft", {**setup.bootstrap}),
+        ("swirl-idm2fwm", split.unlabelled, "sft", {**setup.swirl, "mode": "idm2fwm"}),
+        ("swirl", split.unlabelled, "sft", {**setup.swirl}),
+        ("swirl-shared", split.unlabelled, "sft-shared", {**setup.swirl, "shared": True}),
         # the controls (evals.methods.CONTROLS); oracle-z is the one method besides sft-oracle that reads U's
         # actions, and strong-judge's judge_idm names the method whose pair judges its Phase I
-        ("swirl:random-reward", "swirl", split.unlabelled, "sft", {**setup.swirl, "reward_shuffle": True}),
-        ("swirl:oracle-z", "swirl", split.oracle, "sft", {**setup.swirl, "latent_action": "oracle"}),
-        ("swirl:strong-judge", "swirl", split.unlabelled, "sft", {**setup.swirl, "judge_idm": "sft-oracle"}),
+        ("swirl:random-reward", split.unlabelled, "sft", {**setup.swirl, "reward_shuffle": True}),
+        ("swirl:oracle-z", split.oracle, "sft", {**setup.swirl, "latent_action": "oracle"}),
+        ("swirl:strong-judge", split.unlabelled, "sft", {**setup.swirl, "judge_idm": "sft-oracle"}),
     ]
     planned = {step[0] for step in plan}
     plan += [(m, *next(step[1:] for step in plan if step[0] == base_method(m)))  # variants after their bases
              for m in methods if m not in planned and m != base_method(m)]
     need = set(methods) | {"sft" for m in methods if base_method(m) == "verify@8"}  # verify@8 wraps sft
-    for method, _, _, init, config in reversed(plan):  # dependencies: the init and the judge, recursively
+    for method, _, init, config in reversed(plan):  # dependencies: the init and the judge, recursively
         if method in need:
             need |= {d for d in (init, config.get("judge_idm")) if isinstance(d, str) and d in planned}
-    for method, trainer, data, init, config in plan:
+    for method, data, init, config in plan:
         if method not in need:
             continue
         init_path = folders[init] if isinstance(init, str) else init
         config = {**common, **config, **overrides.get(method, {})}
         if config.get("judge_idm") in folders:
             config["judge_idm"] = str(folders[config["judge_idm"]])
-        final, secs = _train(trainer, config, data, work / method, init_path)
+        final, secs = _train(trainer_of(method), config, data, work / method, init_path)
         folders[method], seconds[method] = final, secs
         print(f"  {method}: {secs:.0f}s", flush=True)
     if "verify@8" in methods:
@@ -339,7 +342,7 @@ def evaluate_method(setup: EnvSetup, method: str, folder: Path, seed: int, work:
         with torch.inference_mode():
             result["horizon"] = rollout_fidelity(entry.predictor, episodes, setup.horizon)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(cache, json.dumps(result, indent=2))
+    write_atomic(cache, dumps_json(result))
     return result
 
 
@@ -417,7 +420,7 @@ def run_seed(setup: EnvSetup, seed: int, root: Path, methods: tuple[str, ...],
               "train_seconds": {**previous.get("train_seconds", {}), **seconds},
               "methods": {**previous["methods"], **results},
               "wall_seconds": round(time.perf_counter() - start, 1), "environment": environment()}
-    write_atomic(result_file, json.dumps(result, indent=2))
+    write_atomic(result_file, dumps_json(result))
     return result
 
 
@@ -441,7 +444,9 @@ def leaderboard_rows(summary: dict[str, Any], per_seed: dict[int, dict[str, Any]
 
 def method_command(summary: dict[str, Any], method: str) -> str:
     """The command that reproduces one method's row (its dependencies, e.g. sft for swirl, train with it)."""
-    sets = [f"{method}.{k}={json.dumps(v, separators=(',', ':'))}"
+    from swirl_core.config import format_value
+
+    sets = [f"{method}.{k}={format_value(v)}"
             for k, v in sorted(summary["overrides"].get(method, {}).items())]
     return shlex.join(["python", "-m", "evals.experiments", "--env", summary["env"], "--seeds",
                        *map(str, summary["seeds"]), "--methods", method,
@@ -457,7 +462,7 @@ def write_leaderboard(path: Path, rows: list[dict[str, Any]]) -> None:
     kept = [r for r in board["rows"] if r.get("model") != EXPERIMENT_MODEL]
     board["rows"] = [r for r in kept if "reference" not in r] + rows + [r for r in kept if "reference" in r]
     validate_leaderboard(board, where=path)
-    write_atomic(path, json.dumps(board, indent=2, ensure_ascii=False) + "\n")
+    write_atomic(path, dumps_json(board))
 
 
 def markdown_table(env: str, summary: dict[str, Any]) -> str:
@@ -473,6 +478,25 @@ def markdown_table(env: str, summary: dict[str, Any]) -> str:
                      f"{fmt_mean_se(row['metrics'].get(idm), 100)} | "
                      f"{fmt_mean_se(row['metrics'].get('idm/token_f1'), 100)} | {curve} |")
     return "\n".join(lines)
+
+
+def method_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
+    """--set METHOD.KEY=VALUE as {method: {key: typed value}}: the method prefix is stripped and KEY=VALUE is
+    read by swirl_core.config's parser against the config of the trainer behind METHOD (or its base)."""
+    from swirl_core.config import parse_override
+    from swirl_core.registry import get_trainer
+
+    overrides: dict[str, dict[str, Any]] = defaultdict(dict)
+    for item in items:
+        method, dot, setting = item.partition(".")
+        trainer = trainer_of(method)
+        if not dot or "=" in method:
+            raise SwirlError(f"--set expects METHOD.KEY=VALUE, got {item!r}")
+        if trainer is None:
+            raise SwirlError(f"--set {item}: {method!r} is not a method this script trains")
+        key, value = parse_override(get_trainer(trainer).config_class, setting)
+        overrides[method][key] = value
+    return dict(overrides)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -502,16 +526,10 @@ def main(argv: list[str] | None = None) -> int:
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     if unknown := {base_method(m) for m in methods} - set(METHODS):
         raise SystemExit(f"unknown methods: {sorted(unknown)}")
-    overrides: dict[str, dict[str, Any]] = defaultdict(dict)
-    for item in args.set:
-        key, _, value = item.partition("=")
-        method, _, name = key.partition(".")
-        if not name:
-            raise SystemExit(f"--set expects METHOD.KEY=VALUE, got {item!r}")
-        try:
-            overrides[method][name] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[method][name] = value
+    try:
+        overrides = method_overrides(args.set)
+    except SwirlError as exc:
+        p.error(str(exc))  # one line, exit 2
     root = args.output / args.env / args.tag
     command = shlex.join(["python", "-m", "evals.experiments", *(sys.argv[1:] if argv is None else argv)])
     per_seed = {}
@@ -531,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {**previous.get("overrides", {}), **overrides}
     summary = {"env": args.env, "tag": args.tag, "command": command, "setup": dataclasses.asdict(setup),
                "overrides": overrides, **aggregate(per_seed, setup.headline)}
-    write_atomic(root / "summary.json", json.dumps(summary, indent=2))
+    write_atomic(root / "summary.json", dumps_json(summary))
     if args.leaderboard:
         write_leaderboard(args.leaderboard, leaderboard_rows(summary, per_seed))
     print(markdown_table(args.env, summary))

@@ -20,18 +20,19 @@ class Method:
     experiment: bool = True  # evals.experiments can train (or, for verify@N, wrap) it
     gain: bool = True  # drawn in the gains figure (the baselines themselves are not)
     horizon: bool = False  # drawn in the rollout-horizon figure
+    trainer: str | None = None  # the registered trainer evals.experiments trains it with (None: not trained)
 
 
 METHODS: dict[str, Method] = {m.name: m for m in [
     Method("base", FALLBACK_COLOUR, experiment=False, gain=False),
-    Method("sft", "#7f7f7f", gain=False, horizon=True),
-    Method("bootstrap", "#bcbd22", horizon=True),
+    Method("sft", "#7f7f7f", gain=False, horizon=True, trainer="sft"),
+    Method("bootstrap", "#bcbd22", horizon=True, trainer="bootstrap"),
     Method("verify@8", "#17becf"),
-    Method("swirl-idm2fwm", "#ff7f0e", horizon=True),
-    Method("swirl", "#d62728", horizon=True),
-    Method("sft-shared", "#8c564b", gain=False),
-    Method("swirl-shared", "#9467bd", baseline="sft-shared"),
-    Method("sft-oracle", "#2ca02c", horizon=True),
+    Method("swirl-idm2fwm", "#ff7f0e", horizon=True, trainer="swirl"),
+    Method("swirl", "#d62728", horizon=True, trainer="swirl"),
+    Method("sft-shared", "#8c564b", gain=False, trainer="sft"),
+    Method("swirl-shared", "#9467bd", baseline="sft-shared", trainer="swirl"),
+    Method("sft-oracle", "#2ca02c", horizon=True, trainer="sft"),
 ]}
 
 # Controls (issue 13) say why SWIRL wins or not: rewards shuffled within each group (what noise alone moves),
@@ -49,6 +50,12 @@ HORIZON_METHODS = tuple(name for name, m in METHODS.items() if m.horizon)
 def base_method(method: str) -> str:
     """A variant `swirl:beta0` trains, shows and compares like `swirl`."""
     return method.partition(":")[0]
+
+
+def trainer_of(method: str) -> str | None:
+    """The trainer behind a method or its variant; None for methods that are not trained (verify@N, base)."""
+    row = METHODS.get(base_method(method))
+    return row.trainer if row else None
 
 
 def colour(method: str) -> str:

@@ -1,8 +1,11 @@
 """Typed trainer configs and `--set key=value` overrides.
 
-Every trainer has a dataclass config (`Trainer.config_class`) deriving from `TrainerConfig`. The CLI turns
-`--set learning_rate=1e-4 --set tiny.hidden_size=256` into a config with `apply_overrides`, which converts
-each value to the field's declared type and names the known keys when one is misspelt.
+Every trainer has a dataclass config (`Trainer.config_class`) deriving from `TrainerConfig`; a field's
+trailing comment is its documentation. Everything here is generated from those declarations: one parser
+(`parse_override`) turns `--set learning_rate=1e-4 --set tiny.hidden_size=256` into typed values, for
+`swirl-eval train` (through `apply_overrides`) and for evals/experiments.py's method-scoped `--set`;
+`describe_fields` lists every field with its default and documentation for `swirl-eval train --help`.
+An unknown key names the known ones; a value of the wrong type is a one-line error naming the field.
 """
 
 from __future__ import annotations
@@ -137,23 +140,68 @@ def _convert(text: str, kind: Any, key: str) -> Any:
     raise SwirlError(f"{key}: cannot set a field of type {kind} from the command line")
 
 
+def config_class_keys(cls: type) -> list[str]:
+    """Every settable key of a config class, nested fields with dots (tiny.hidden_size)."""
+    hints, keys = typing.get_type_hints(cls), []
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        kind = hints[f.name]
+        keys += [f"{f.name}.{k}" for k in config_class_keys(kind)] if dataclasses.is_dataclass(kind) else [f.name]
+    return keys
+
+
+def config_keys(config: Any) -> list[str]:
+    return config_class_keys(config if isinstance(config, type) else type(config))
+
+
+def field_type(cls: type, key: str) -> Any:
+    """The declared type of a (dotted) key of config class `cls`; an unknown key names the known ones."""
+    kind: Any = cls
+    for name in key.split("."):
+        hints = typing.get_type_hints(kind) if dataclasses.is_dataclass(kind) else {}
+        if name not in hints:
+            raise SwirlError(f"unknown config key {key!r}; known: {', '.join(config_class_keys(cls))}")
+        kind = hints[name]
+    return kind
+
+
+def parse_value(cls: type, key: str, value: Any) -> Any:
+    """`value` for field `key` of `cls`: text is converted to the field's type; other values pass as they are."""
+    kind = field_type(cls, key)
+    if dataclasses.is_dataclass(kind) and not isinstance(value, kind):
+        raise SwirlError(f"{key} is a group of fields: set one of them, e.g. {key}.{config_class_keys(kind)[0]}")
+    return _convert(value, kind, key) if isinstance(value, str) and kind is not str else value
+
+
+def parse_override(cls: type, item: str) -> tuple[str, Any]:
+    """"key=value" as (key, typed value) for config class `cls`: the one parser behind every `--set`."""
+    key, text = _split(item)
+    return key, parse_value(cls, key, text)
+
+
+def format_value(value: Any) -> str:
+    """A field value as `--set` text that `parse_override` reads back to the same value."""
+    if value is None or isinstance(value, bool):
+        return str(value).lower() if value is not None else "none"
+    if isinstance(value, tuple | list):
+        return ",".join(map(format_value, value))
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
 def apply_overrides(config: C, overrides: Iterable[str] | dict[str, Any]) -> C:
     """A copy of `config` with "key=value" (or {key: value}) overrides; nested fields use dots: tiny.hidden_size."""
-    items = overrides.items() if isinstance(overrides, dict) else (_split(o) for o in overrides)
+    cls = type(config)
+    items = (((k, parse_value(cls, k, v)) for k, v in overrides.items()) if isinstance(overrides, dict)
+             else (parse_override(cls, o) for o in overrides))
     result = dataclasses.replace(config)  # type: ignore[type-var]
     for key, value in items:
-        target, name = result, key
-        while "." in name:
-            head, name = name.split(".", 1)
-            if not hasattr(target, head) or not dataclasses.is_dataclass(getattr(target, head)):
-                raise SwirlError(f"unknown config key {key!r}; known: {', '.join(config_keys(config))}")
+        *path, name = key.split(".")
+        target = result
+        for head in path:  # copy each nested config on the way, so `config` itself is left as it was
             setattr(target, head, dataclasses.replace(getattr(target, head)))
             target = getattr(target, head)
-        names = {f.name for f in dataclasses.fields(target)}  # type: ignore[arg-type]
-        if name not in names:
-            raise SwirlError(f"unknown config key {key!r}; known: {', '.join(config_keys(config))}")
-        kind = typing.get_type_hints(type(target))[name]
-        setattr(target, name, _convert(value, kind, key) if isinstance(value, str) and kind is not str else value)
+        setattr(target, name, value)
     _validate(result)
     return result
 
@@ -175,22 +223,13 @@ def _split(item: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
-def config_keys(config: Any, prefix: str = "") -> list[str]:
-    keys = []
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if dataclasses.is_dataclass(value):
-            keys += config_keys(value, f"{prefix}{f.name}.")
-        else:
-            keys.append(prefix + f.name)
-    return keys
-
-
 _FIELD_LINE = re.compile(r"^\s+(\w+):[^=#]+(?:=[^#]*)?#\s*(.+)$")
+_COMMENT_LINE = re.compile(r"^\s+#\s*(.+)$")
 
 
 def field_docs(cls: type) -> dict[str, str]:
-    """Each field's trailing comment in the class source (and its bases'): the text `--help` shows."""
+    """Each field's trailing comment in the class source (and its bases'): the text `--help` shows. Comment
+    lines right below a documented field continue its documentation."""
     docs: dict[str, str] = {}
     for klass in reversed(cls.__mro__):
         if not dataclasses.is_dataclass(klass):
@@ -199,7 +238,14 @@ def field_docs(cls: type) -> dict[str, str]:
             lines = inspect.getsource(klass).splitlines()
         except (OSError, TypeError):
             continue
-        docs.update({m.group(1): m.group(2).strip() for line in lines if (m := _FIELD_LINE.match(line))})
+        last = None  # the field whose documentation a comment line would continue
+        for line in lines:
+            if m := _FIELD_LINE.match(line):
+                last, docs[m.group(1)] = m.group(1), m.group(2).strip()
+            elif last and (m := _COMMENT_LINE.match(line)):
+                docs[last] += " " + m.group(1).strip()
+            else:
+                last = None
     return docs
 
 
@@ -213,6 +259,5 @@ def describe_fields(config: Any, prefix: str = "", skip: set[str] = frozenset())
         if dataclasses.is_dataclass(value):
             lines += describe_fields(value, f"{key}.", skip)
             continue
-        shown = ",".join(map(str, value)) if isinstance(value, tuple | list) else value
-        lines.append(f"  {key}={shown}" + (f"  {docs[f.name]}" if f.name in docs else ""))
+        lines.append(f"  {key}={format_value(value)}" + (f"  {docs[f.name]}" if f.name in docs else ""))
     return lines
