@@ -12,8 +12,6 @@ Shapes: ``B`` sequences (completions), ``T`` completion tokens (right-padded). R
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 
 SCALES = ("group", "batch", "none")
@@ -70,20 +68,6 @@ def shuffle_within_groups(rewards: torch.Tensor, group_size: int,
     return grouped.gather(1, order).view(-1)
 
 
-def completion_mask_after_eos(token_ids: torch.Tensor, eos_token_id: int | Sequence[int]) -> torch.Tensor:
-    """Loss mask for right-padded completions: 1 up to and including the first EOS, 0 after it.
-
-    token_ids: (B, T) completion tokens only (no prompt). eos_token_id: one id or several (chat models often
-    have more than one end token; the first occurrence of any of them ends the completion). A row with no EOS
-    (truncated) keeps every token. Returns (B, T) int64.
-    """
-    ids = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
-    is_eos = torch.isin(token_ids, torch.tensor(ids, device=token_ids.device))
-    # argmax finds the first True; rows without any EOS point past the end so nothing is masked
-    first = torch.where(is_eos.any(dim=1), is_eos.int().argmax(dim=1), token_ids.shape[1])
-    return (torch.arange(token_ids.shape[1], device=token_ids.device) <= first.unsqueeze(1)).long()
-
-
 def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Token-level mean over active tokens of the whole batch (0 when no token is active)."""
     return (x * mask).sum() / mask.sum().clamp(min=1.0)
@@ -134,7 +118,7 @@ def grpo_loss(
         case ``logp.detach()`` is used: the ratio is exactly 1 and only its gradient remains.
     ref_logp: (B, T) under the frozen reference; may be None only when ``beta == 0``.
     advantages: (B,) one advantage per sequence, broadcast over its tokens.
-    mask: (B, T) 1 for completion tokens that count (see ``completion_mask_after_eos``), 0 for padding.
+    mask: (B, T) 1 for completion tokens that count (up to and including the first EOS), 0 for padding.
 
     Per token, with r = exp(logp - old_logp) and A the advantage:
         loss_t = -min(r A, clip(r, 1 - epsilon_low, 1 + epsilon_high) A) + beta * kl_t,

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from swirl_core.grpo import completion_mask_after_eos, group_advantages, grpo_loss
+from swirl_core.grpo import group_advantages, grpo_loss
 
 EPS = 1e-4
 CLIP_KEYS = ("clip_ratio/low_mean", "clip_ratio/high_mean", "clip_ratio/region_mean",
@@ -61,19 +61,6 @@ def test_group_advantages_match_trl_formula(scale):
     std = {"group": nanstd(rewards.view(-1, g), dim=1).repeat_interleave(g), "batch": nanstd(rewards)}.get(scale)
     expected = rewards - mean if std is None else (rewards - mean) / (std + EPS)
     torch.testing.assert_close(group_advantages(rewards, g, scale), expected, rtol=0, atol=1e-7)
-
-
-# ---------------------------------------------------------------- EOS mask
-
-
-def test_completion_mask_after_eos():
-    ids = torch.tensor([[5, 9, 2, 9, 9],   # EOS (2) at 2: keep 0..2
-                        [2, 7, 7, 2, 7],   # EOS first: only the EOS itself counts
-                        [5, 6, 7, 8, 4]])  # no EOS (truncated): keep everything
-    expected = torch.tensor([[1, 1, 1, 0, 0], [1, 0, 0, 0, 0], [1, 1, 1, 1, 1]])
-    assert torch.equal(completion_mask_after_eos(ids, 2), expected)
-    # several end tokens: the first of any of them ends the completion
-    assert torch.equal(completion_mask_after_eos(ids, [4, 6])[2], torch.tensor([1, 1, 0, 0, 0]))
 
 
 # ---------------------------------------------------------------- surrogate, clipping, KL by hand
@@ -227,15 +214,9 @@ SETTINGS = {
 def test_matches_trl(loss_type, setting):
     beta, eps_low, eps_high, off_policy, with_ref, lengths, max_len = SETTINGS[setting]
     g = torch.Generator().manual_seed(len(setting))
-    B, T, eos = len(lengths), max(lengths) or 1, 2
-    # completions ending in EOS at lengths-1, junk after it; the mask comes from our EOS helper
-    ids = torch.randint(3, 50, (B, T), generator=g)
-    for i, n in enumerate(lengths):
-        if n:
-            ids[i, n - 1] = eos
-    mask = completion_mask_after_eos(ids, eos)
-    mask[[i for i, n in enumerate(lengths) if n == 0]] = 0  # an empty completion (e.g. masked as truncated)
-    assert mask.sum(1).tolist() == lengths
+    B, T = len(lengths), max(lengths) or 1
+    # completions of these lengths (EOS included), right-padded; a length of 0 is an empty completion
+    mask = (torch.arange(T) < torch.tensor(lengths).unsqueeze(1)).long()
 
     base = -3 * torch.rand(B, T, generator=g, dtype=torch.float64)
     # spread of 0.3 in log-ratio puts a good share of tokens outside both clip edges
@@ -266,7 +247,7 @@ def test_matches_trl(loss_type, setting):
 
 def test_matches_trl_float32():
     g = torch.Generator().manual_seed(3)
-    mask = completion_mask_after_eos(torch.tensor([[4, 2, 9, 9], [4, 4, 4, 4], [2, 9, 9, 9]]), 2)
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]])  # EOS at 1, none (truncated), EOS at 0
     base = -2 * torch.rand(3, 4, generator=g)
     old, ref = base + 0.3 * torch.randn(3, 4, generator=g), base + 0.2 * torch.randn(3, 4, generator=g)
     adv = torch.tensor([1.3, -0.4, -0.9])
