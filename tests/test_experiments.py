@@ -1,4 +1,4 @@
-"""evals/experiments.py on a toy-sized setup: split rules, the method plan, resume, aggregation, rows, figures."""
+"""evals/experiments.py (and experiment_results.py) on a toy-sized setup: split rules, the method plan, resume, aggregation, rows, figures."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from evals import experiments, figures
-from evals.experiments import EnvSetup, aggregate, base_method, make_split, mean_se
+from evals import experiment_results, experiments, figures
+from evals.experiment_results import aggregate, mean_se
+from evals.experiments import EnvSetup, base_method, make_split
 from evals.methods import CONTROLS
 
 TOY = EnvSetup("textphysics", {"difficulty": "easy"}, labelled=15, unlabelled=25, test=6, horizon=2,
@@ -94,7 +95,7 @@ def test_end_to_end_resume_rows_and_figures(tmp_path, monkeypatch):
     nokl = json.loads((root / "seed0" / "swirl:nokl" / "final" / "trainer_state.json").read_text())
     assert nokl["config"]["beta"] == 0 and nokl["config"]["mode"] == "iterative"
 
-    rows = [r for r in json.loads(board.read_text())["rows"] if r.get("model") == experiments.EXPERIMENT_MODEL]
+    rows = [r for r in json.loads(board.read_text())["rows"] if r.get("model") == experiment_results.EXPERIMENT_MODEL]
     assert [r["method"] for r in rows] == list(summary["methods"])
     assert rows[0]["metrics"]["fwm/bleu"]["n"] == 2 and rows[0]["seeds"] == [0, 1]
 
@@ -143,6 +144,6 @@ def test_image_environment_fits_a_codec_and_scores_psnr(tmp_path, monkeypatch):
 
 def test_each_row_names_the_command_that_reproduces_it():
     summary = {"env": "textweb", "seeds": [0, 1, 2], "tag": "main", "overrides": {"swirl:x3": {"steps_per_phase": 48}}}
-    assert experiments.method_command(summary, "swirl") == (
+    assert experiment_results.method_command(summary, "swirl") == (
         "python -m evals.experiments --env textweb --seeds 0 1 2 --methods swirl")
-    assert experiments.method_command(summary, "swirl:x3").endswith("--methods swirl:x3 --set swirl:x3.steps_per_phase=48")
+    assert experiment_results.method_command(summary, "swirl:x3").endswith("--methods swirl:x3 --set swirl:x3.steps_per_phase=48")

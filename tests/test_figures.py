@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from evals import checkpoints, experiments, figures, methods
-from evals.experiments import aggregate
+from evals.experiment_results import aggregate
 
 
 def toy_summary() -> dict:

@@ -1,0 +1,121 @@
+"""Experiment results over seeds: mean and standard error of every metric, gains against each method's SFT
+baseline, the measured leaderboard rows (each with the command that reproduces it) and the markdown table.
+evals/experiments.py produces the per-seed results this module reads."""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+import statistics
+from pathlib import Path
+from typing import Any
+
+from evals.figures import fmt_gain, fmt_mean_se
+from evals.methods import CONTROLS, baseline_of
+from evals.methods import EXPERIMENT_METHODS as METHODS
+from swirl_envs.errors import SwirlError
+from swirl_envs.fileio import dumps_json, write_atomic
+
+EXPERIMENT_MODEL = "tiny-experiment"  # model of evals.experiments' rows; `swirl-eval check` skips other models
+
+
+def mean_se(values: list[float]) -> tuple[float, float | None]:
+    m = statistics.fmean(values)
+    return m, (statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else None)
+
+
+def aggregate(per_seed: dict[int, dict[str, Any]], headline: str = "fwm/bleu") -> dict[str, Any]:
+    """Mean and standard error over seeds of every metric, horizon point and training time; gains vs sft."""
+    seeds = sorted(per_seed)
+    present = [m for m in per_seed[seeds[0]]["methods"] if all(m in per_seed[s]["methods"] for s in seeds)]
+    known = [*METHODS, *CONTROLS]
+    methods = [m for m in known if m in present] + sorted(m for m in present if m not in known)
+    table: dict[str, Any] = {}
+    for m in methods:
+        metrics = {}
+        for key in per_seed[seeds[0]]["methods"][m]["metrics"]:
+            values = [per_seed[s]["methods"][m]["metrics"][key] for s in seeds]
+            if all(isinstance(v, int | float) for v in values):
+                mean, se = mean_se(values)
+                metrics[key] = {"mean": mean, "se": se, "values": values}
+        row: dict[str, Any] = {"metrics": metrics}
+        curves = [per_seed[s]["methods"][m].get("horizon") for s in seeds]
+        if all(curves):
+            row["horizon"] = [dict(zip(("mean", "se"), mean_se(list(c)), strict=True)) for c in zip(*curves, strict=True)]
+        times = [per_seed[s]["train_seconds"].get(m) for s in seeds]
+        if all(t is not None for t in times):
+            row["train_seconds"] = mean_se(times)[0]
+        table[m] = row
+    for method, row in table.items():
+        baseline = baseline_of(method)
+        base = table.get(baseline, {}).get("metrics", {})
+        gains = {}
+        for key in (headline, "idm/exact_match"):
+            if key in base and key in row["metrics"] and base[key]["mean"]:
+                a, b = row["metrics"][key], base[key]
+                one_seed = a["se"] is None or b["se"] is None  # no spread to compare with
+                se = None if one_seed else math.sqrt(a["se"] ** 2 + b["se"] ** 2)
+                gains[key] = {"baseline": baseline, "absolute": a["mean"] - b["mean"],
+                              "relative": (a["mean"] - b["mean"]) / b["mean"], "combined_se": se,
+                              "relative_se": None if one_seed else se / abs(b["mean"]),
+                              "beyond_se": None if one_seed else abs(a["mean"] - b["mean"]) > se}
+        row["vs_sft"] = gains
+    return {"seeds": seeds, "headline": headline, "methods": table}
+
+
+
+def leaderboard_rows(summary: dict[str, Any], per_seed: dict[int, dict[str, Any]], bench_version: str,
+                     limit: int | None) -> list[dict[str, Any]]:
+    """Measured leaderboard rows: every metric's mean over seeds, with the standard error over seeds."""
+    hashes = {h for r in per_seed.values() for h in r["data_hash_test"]}
+    if len(hashes) != 1:
+        raise SwirlError(f"seeds of {summary['env']} were evaluated on different test data: {sorted(hashes)}")
+    rows = []
+    for method, row in summary["methods"].items():
+        rows.append({"method": method, "model": EXPERIMENT_MODEL, "seeds": summary["seeds"],
+                     "command": method_command(summary, method), "benchmark_version": bench_version,
+                     "data_hash": next(iter(hashes)), "split": "test", "limit": limit, "ci": False,
+                     "metrics": {k: {"value": round(v["mean"], 4),
+                                     "stderr": None if v["se"] is None else round(v["se"], 4),
+                                     "n": len(v["values"])} for k, v in row["metrics"].items()}})
+    return rows
+
+
+def method_command(summary: dict[str, Any], method: str) -> str:
+    """The command that reproduces one method's row (its dependencies, e.g. sft for swirl, train with it)."""
+    from swirl_core.config import format_value
+
+    sets = [f"{method}.{k}={format_value(v)}"
+            for k, v in sorted(summary["overrides"].get(method, {}).items())]
+    return shlex.join(["python", "-m", "evals.experiments", "--env", summary["env"], "--seeds",
+                       *map(str, summary["seeds"]), "--methods", method,
+                       *(["--tag", summary["tag"]] if summary["tag"] != "main" else []),
+                       *[arg for item in sets for arg in ("--set", item)]])
+
+
+def write_leaderboard(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Replace this experiment's rows (same model tag) in a leaderboard; other rows stay as they are."""
+    from evals.leaderboard import validate_leaderboard
+
+    board = json.loads(path.read_text())
+    kept = [r for r in board["rows"] if r.get("model") != EXPERIMENT_MODEL]
+    board["rows"] = [r for r in kept if "reference" not in r] + rows + [r for r in kept if "reference" in r]
+    validate_leaderboard(board, where=path)
+    write_atomic(path, dumps_json(board))
+
+
+def markdown_table(env: str, summary: dict[str, Any]) -> str:
+    fwm, idm = summary["headline"], "idm/exact_match"
+    lines = [f"| {env} | {fwm} | gain vs sft | idm/exact_match | idm/token_f1 | horizon k=1..H |",
+             "| --- | --- | --- | --- | --- | --- |"]
+
+    for m, row in summary["methods"].items():
+        g = row["vs_sft"].get(fwm)
+        gain = "" if not g or m == "sft" else fmt_gain(g)
+        curve = " / ".join(f"{p['mean']:.1f}" for p in row.get("horizon", []))
+        lines.append(f"| {m} | {fmt_mean_se(row['metrics'].get(fwm))} | {gain} | "
+                     f"{fmt_mean_se(row['metrics'].get(idm), 100)} | "
+                     f"{fmt_mean_se(row['metrics'].get('idm/token_f1'), 100)} | {curve} |")
+    return "\n".join(lines)
+
