@@ -1,7 +1,7 @@
 """StableToolBench / ToolBench: tool-use trajectories as world-model transitions, and a virtual API server.
 
 X = the conversation so far (query, functions, earlier calls and responses), Z = the tool call
-(`format_call`), Y = the API's response. See `loader` for the formats read and the split rule, `server`
+(`format_call`), Y = the API's response. See `loader` for the formats read and the split rule, `fetch` for the public copies, `server`
 for the `/virtual` protocol and its cache, `env` for the interactive tool-use environment.
 """
 
@@ -17,16 +17,8 @@ from .conversation import (
     standardize_category,
 )
 from .env import StableToolBench, ToolUseEnv
-from .loader import (
-    DEFAULT_REMOTE_FILES,
-    LoadReport,
-    RemoteFile,
-    Task,
-    bundled_data_dir,
-    fetch_remote,
-    load_data,
-    split_of,
-)
+from .fetch import DEFAULT_REMOTE_FILES, RemoteFile, fetch_remote
+from .loader import LoadReport, Task, bundled_data_dir, load_data, split_of
 from .server import (
     VirtualAPI,
     VirtualAPIServer,

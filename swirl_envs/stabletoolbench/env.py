@@ -16,16 +16,8 @@ from ..spaces import UnicodeText
 from ..transition import Transition
 from .client import VirtualAPIClient
 from .conversation import FINISH, format_call, parse_call, render_observation, render_state
-from .loader import (
-    DEFAULT_REMOTE_FILES,
-    SPLITS,
-    LoadedData,
-    RemoteFile,
-    Task,
-    bundled_data_dir,
-    fetch_remote,
-    load_data,
-)
+from .fetch import DEFAULT_REMOTE_FILES, RemoteFile, fetch_remote
+from .loader import SPLITS, LoadedData, Task, bundled_data_dir, load_data
 
 MODES = ("world_model", "interactive")
 
