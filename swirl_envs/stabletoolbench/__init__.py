@@ -1,8 +1,9 @@
 """StableToolBench / ToolBench: tool-use trajectories as world-model transitions, and a virtual API server.
 
 X = the conversation so far (query, functions, earlier calls and responses), Z = the tool call
-(`format_call`), Y = the API's response. See `loader` for the formats read and the split rule, `fetch` for the public copies, `server`
-for the `/virtual` protocol and its cache, `env` for the interactive tool-use environment.
+(`format_call`), Y = the API's response. See `loader` for the formats read and the split rule, `fetch`
+for the public copies, `server` for the `/virtual` protocol and its cache, `env` for the interactive
+tool-use environment.
 """
 
 from .client import VirtualAPIClient
