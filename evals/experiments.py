@@ -403,7 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", type=Path, default=Path("runs/experiments"))
     p.add_argument("--tag", default="main", help="names the variant: results go to OUTPUT/ENV/TAG/")
     p.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
-                   help="trainer override for one method, e.g. swirl:nokl.beta=0 (JSON values)")
+                   help="trainer override for one method, e.g. swirl:nokl.beta=0 (typed and checked as `swirl-eval "
+                        "train --set`)")
     p.add_argument("--aggregate-only", action="store_true")
     p.add_argument("--leaderboard", type=Path, default=None, metavar="JSON",
                    help="write the measured rows (mean and s.e. over seeds) into this leaderboard file")

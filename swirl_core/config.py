@@ -111,10 +111,10 @@ def _convert(text: str, kind: Any, key: str) -> Any:
         if text not in args:
             raise SwirlError(f"{key} must be one of {', '.join(map(str, args))}, got {text!r}")
         return text
-    if origin in (tuple, list):
-        items = [s.strip() for s in text.split(",") if s.strip()]
+    if origin in (tuple, list):  # a,b,c or a JSON list: ["a","b","c"]
+        items = _json(text, key) if text.lstrip().startswith("[") else [s.strip() for s in text.split(",")]
         inner = args[0] if args else str
-        values = [_convert(s, inner, key) for s in items]
+        values = [_convert(str(s), inner, key) for s in items if str(s).strip()]
         return tuple(values) if origin is tuple else values
     if kind is bool:
         lowered = text.lower()
@@ -136,7 +136,7 @@ def _convert(text: str, kind: Any, key: str) -> Any:
     if kind is str:
         return text
     if kind in (dict, typing.Any) or origin is dict:
-        return json.loads(text)
+        return _json(text, key)
     raise SwirlError(f"{key}: cannot set a field of type {kind} from the command line")
 
 
@@ -187,6 +187,13 @@ def format_value(value: Any) -> str:
     if isinstance(value, dict):
         return json.dumps(value, separators=(",", ":"))
     return str(value)
+
+
+def _json(text: str, key: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise SwirlError(f"{key}: {text!r} is not valid JSON ({exc})") from None
 
 
 def apply_overrides(config: C, overrides: Iterable[str] | dict[str, Any]) -> C:

@@ -159,3 +159,14 @@ def test_paper_defaults_and_dict_roundtrip():
 
     changed = apply_overrides(Other(), ["tiny.vocab_size=99", "phase_order=idm,fwm"])
     assert from_dict(Other, to_dict(changed)) == changed
+
+
+def test_format_value_is_what_parse_override_reads_back():
+    from swirl_core.config import format_value, parse_override
+
+    config = apply_overrides(SwirlConfig(), ["phase_order=idm,fwm", "idm_beta=none", "drop_flat_groups=true",
+                                             'phase_steps={"fwm": 3}', "tiny.hidden_size=64"])
+    for key in ("phase_order", "idm_beta", "drop_flat_groups", "phase_steps", "beta", "model"):
+        value = getattr(config, key)
+        assert parse_override(SwirlConfig, f"{key}={format_value(value)}") == (key, value)
+    assert parse_override(SwirlConfig, 'phase_order=["idm","fwm"]') == ("phase_order", ("idm", "fwm"))  # JSON too

@@ -147,3 +147,16 @@ def test_each_row_names_the_command_that_reproduces_it():
     assert experiment_results.method_command(summary, "swirl") == (
         "python -m evals.experiments --env textweb --seeds 0 1 2 --methods swirl")
     assert experiment_results.method_command(summary, "swirl:x3").endswith("--methods swirl:x3 --set swirl:x3.steps_per_phase=48")
+
+
+def test_set_is_typed_and_checked_against_the_methods_trainer(capsys):
+    assert experiments.method_overrides(["swirl:g4.fwm_group_size=4", "sft.tiny.hidden_size=64",
+                                         "swirl:x.phase_order=idm,fwm"]) == {
+        "swirl:g4": {"fwm_group_size": 4}, "sft": {"tiny.hidden_size": 64}, "swirl:x": {"phase_order": ("idm", "fwm")}}
+    for bad, says in [("swirl:g4.fwm_group_size=4.5", "fwm_group_size must be an int"),
+                      ("swirl.lerning_rate=1", "unknown config key 'lerning_rate'"),
+                      ("verify@8.beta=0", "not a method this script trains"), ("beta=0", "METHOD.KEY=VALUE")]:
+        with pytest.raises(SystemExit) as exit_info:
+            experiments.main(["--env", "textphysics", "--set", bad])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exit_info.value.code == 2 and says in err[-1], (bad, err)
