@@ -300,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
         common["init"] = {"method": "sft", "weights_sha256": manifest["weights_sha256"]}
         train_swirl(swirl, common, unlabelled, sft_final, run_dir(work, "swirl", swirl), out / "swirl", dtype)
         shipped.append("swirl")
+    if "validation" not in labelled_bench.splits:  # its other splits are test sets: never scored here
+        print(f"{args.bench} has no validation split ({', '.join(labelled_bench.splits)}): no validation figures")
+        return 0
     validation = list(labelled_bench.transitions("validation", limit=args.validation_limit))
     for method in shipped:
         path = out / method / MANIFEST
