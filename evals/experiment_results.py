@@ -20,6 +20,18 @@ from swirl_envs.fileio import dumps_json, write_atomic
 EXPERIMENT_MODEL = "tiny-experiment"  # model of evals.experiments' rows; `swirl-eval check` skips other models
 
 
+def row_model(summary: dict[str, Any], method: str) -> str:
+    """The model column of a method's row: tiny runs keep EXPERIMENT_MODEL (their rows stay as they were), a
+    pretrained preset is named with `+lora` when the method trained adapters (the default; --set
+    METHOD.lora.enabled=false trains every weight)."""
+    model = summary.get("model", "tiny")
+    if model == "tiny":
+        return EXPERIMENT_MODEL
+    lora = summary["overrides"].get(method, {}).get("lora.enabled",
+                                                    summary.get("model_fields", {}).get("lora", {}).get("enabled"))
+    return f"{model}+lora" if lora else model
+
+
 def mean_se(values: list[float]) -> tuple[float, float | None]:
     m = statistics.fmean(values)
     return m, (statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else None)
@@ -46,6 +58,8 @@ def aggregate(per_seed: dict[int, dict[str, Any]], headline: str = "fwm/bleu") -
         times = [per_seed[s]["train_seconds"].get(m) for s in seeds]
         if all(t is not None for t in times):
             row["train_seconds"] = mean_se(times)[0]
+        if compute := mean_compute([per_seed[s].get("compute", {}).get(m) or {} for s in seeds]):
+            row["compute"] = compute
         table[m] = row
     for method, row in table.items():
         baseline = baseline_of(method)
@@ -61,7 +75,20 @@ def aggregate(per_seed: dict[int, dict[str, Any]], headline: str = "fwm/bleu") -
                               "relative_se": None if one_seed else se / abs(b["mean"]),
                               "beyond_se": None if one_seed else abs(a["mean"] - b["mean"]) > se}
         row["vs_sft"] = gains
-    return {"seeds": seeds, "headline": headline, "methods": table}
+    copies = [per_seed[s].get("copy", {}).get(headline) for s in seeds]  # y = x on the same test transitions
+    copy = {}
+    if all(c is not None for c in copies):
+        mean, se = mean_se(copies)
+        copy[headline] = {"mean": mean, "se": se, "values": copies}
+    return {"seeds": seeds, "headline": headline, "copy": copy, "methods": table}
+
+
+def mean_compute(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """Mean over seeds of each compute figure every seed has (steps, samples, train_seconds, load_1m)."""
+    rows = [{**{k: r.get(k) for k in ("steps", "samples", "train_seconds")},
+             "load_1m": (r.get("load_average") or [None])[0]} for r in runs]
+    return {k: statistics.fmean(r[k] for r in rows) for k in rows[0]
+            if all(isinstance(r[k], int | float) for r in rows)}
 
 
 
@@ -73,7 +100,7 @@ def leaderboard_rows(summary: dict[str, Any], per_seed: dict[int, dict[str, Any]
         raise SwirlError(f"seeds of {summary['env']} were evaluated on different test data: {sorted(hashes)}")
     rows = []
     for method, row in summary["methods"].items():
-        rows.append({"method": method, "model": EXPERIMENT_MODEL, "seeds": summary["seeds"],
+        rows.append({"method": method, "model": row_model(summary, method), "seeds": summary["seeds"],
                      "command": method_command(summary, method), "benchmark_version": bench_version,
                      "data_hash": next(iter(hashes)), "split": "test", "limit": limit, "ci": False,
                      "metrics": {k: {"value": round(v["mean"], 4),
@@ -88,34 +115,48 @@ def method_command(summary: dict[str, Any], method: str) -> str:
 
     sets = [f"{method}.{k}={format_value(v)}"
             for k, v in sorted(summary["overrides"].get(method, {}).items())]
-    return shlex.join(["python", "-m", "evals.experiments", "--env", summary["env"], "--seeds",
+    model = summary.get("model", "tiny")
+    return shlex.join(["python", "-m", "evals.experiments", "--env", summary["env"],
+                       *(["--model", model] if model != "tiny" else []), "--seeds",
                        *map(str, summary["seeds"]), "--methods", method,
                        *(["--tag", summary["tag"]] if summary["tag"] != "main" else []),
                        *[arg for item in sets for arg in ("--set", item)]])
 
 
 def write_leaderboard(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Replace this experiment's rows (same model tag) in a leaderboard; other rows stay as they are."""
+    """Replace this experiment's rows (those with the same model names) in a leaderboard; other rows, e.g.
+    another model's, stay as they are."""
     from evals.leaderboard import validate_leaderboard
 
     board = json.loads(path.read_text())
-    kept = [r for r in board["rows"] if r.get("model") != EXPERIMENT_MODEL]
+    models = {r["model"] for r in rows} or {EXPERIMENT_MODEL}
+    kept = [r for r in board["rows"] if r.get("model") not in models]
     board["rows"] = [r for r in kept if "reference" not in r] + rows + [r for r in kept if "reference" in r]
     validate_leaderboard(board, where=path)
     write_atomic(path, dumps_json(board))
 
 
 def markdown_table(env: str, summary: dict[str, Any]) -> str:
+    """One row per method: headline and IDM metrics, gain vs sft, horizon curve and the method's own compute
+    (optimiser steps, samples drawn, training minutes, 1-minute load at its finish); the copy baseline
+    (y = x) first, so every FWM score reads against what copying the state already scores."""
     fwm, idm = summary["headline"], "idm/exact_match"
-    lines = [f"| {env} | {fwm} | gain vs sft | idm/exact_match | idm/token_f1 | horizon k=1..H |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = [f"| {env} | {fwm} | gain vs sft | idm/exact_match | idm/token_f1 | horizon k=1..H | steps | samples "
+             "| train min | load |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    if copy := summary.get("copy", {}).get(fwm):
+        lines.append(f"| copy (y = x) | {fmt_mean_se(copy)} |  |  |  |  |  |  |  |  |")
+
+    def figure(compute: dict[str, float], key: str, scale: float = 1.0, digits: int = 0) -> str:
+        return f"{compute[key] / scale:.{digits}f}" if key in compute else ""
 
     for m, row in summary["methods"].items():
         g = row["vs_sft"].get(fwm)
         gain = "" if not g or m == "sft" else fmt_gain(g)
         curve = " / ".join(f"{p['mean']:.1f}" for p in row.get("horizon", []))
+        c = row.get("compute", {})
         lines.append(f"| {m} | {fmt_mean_se(row['metrics'].get(fwm))} | {gain} | "
                      f"{fmt_mean_se(row['metrics'].get(idm), 100)} | "
-                     f"{fmt_mean_se(row['metrics'].get('idm/token_f1'), 100)} | {curve} |")
+                     f"{fmt_mean_se(row['metrics'].get('idm/token_f1'), 100)} | {curve} | {figure(c, 'steps')} | "
+                     f"{figure(c, 'samples')} | {figure(c, 'train_seconds', 60, 1)} | {figure(c, 'load_1m', 1, 1)} |")
     return "\n".join(lines)
 

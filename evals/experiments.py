@@ -37,6 +37,17 @@ match and token F1, ...), so the per-seed cards under <output>/<env>/seed<k>/car
 `swirl-eval` report cards. Multi-step test episodes also give a horizon curve: the FWM is fed its own
 prediction for k steps (true actions) and corpus BLEU against the true state at step k is reported.
 
+`--model smollm2-135m` runs the same protocol on SmolLM2-135M-Instruct (swirl_core/presets.py) with LoRA
+adapters: no tiny tokenizer and no warm-up (the model already reads text), every trainer gets the preset's
+fields (SMOLLM2_FIELDS; rank, alpha and targets take --set METHOD.lora.r=8 etc.) and each environment the
+CPU-sized setup of SMOLLM2_ENVS. Its results go to <output>/smollm2-135m/<env>/<tag>/, never beside the
+tiny runs, and its leaderboard rows are named `smollm2-135m+lora`.
+
+Every table also shows the copy baseline, the score of predicting y = x on the same test transitions (the
+FWM's headline metric; no model), and each method's compute: optimiser steps, samples drawn (SWIRL's
+rollouts and latent actions, bootstrap's pseudo-labels), training seconds and the load average when it
+finished (the run's own steps, not those of the method it starts from).
+
 Everything resumes: trainers skip finished runs and continue from their last checkpoint, the card
 runner resumes from samples.jsonl, and results.json is written atomically once per seed.
 """
@@ -118,6 +129,68 @@ ENVS: dict[str, EnvSetup] = {
                                 swirl={"iterations": 3, "steps_per_phase": 4, "batch_size": 2, "fwm_group_size": 4,
                                        "idm_group_size": 8, "learning_rate": 1e-4, "sample_batch_size": 32}),
 }
+
+# SmolLM2-135M-Instruct with LoRA (--model smollm2-135m): fields every trainer gets on top of the setup's. The
+# adapters are the textweb pilot's (issue 13: r16 on every projection reached FWM BLEU 83.4 after 75 steps);
+# keep_head is scripts/train_default_models.py's (a cut tool conversation keeps its query and documentation);
+# a checkpoint every 10 steps because a step takes 15-60 s on 2 cores, where the tiny runs' 100 is minutes.
+SMOLLM2 = "smollm2-135m"
+SMOLLM2_FIELDS: dict[str, Any] = {
+    "model": SMOLLM2, "keep_head": 0.75, "save_steps": 10,
+    "lora": {"enabled": True, "r": 16, "alpha": 32,
+             "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}}
+# SFT at the pilot's lr 2e-4 (constant); bootstrap continues from the SFT adapters at half of it; SWIRL at the
+# shipped SmolLM2 defaults' lr 5e-5 (scripts/train_default_models.py).
+_SMOL_SFT = {"epochs": 3, "batch_size": 8, "learning_rate": 2e-4}
+_SMOL_BOOTSTRAP = {"epochs": 1, "batch_size": 8, "learning_rate": 1e-4}
+_SMOL_SWIRL = {"iterations": 2, "steps_per_phase": 8, "batch_size": 4, "fwm_group_size": 4, "idm_group_size": 8,
+               "learning_rate": 5e-5, "sample_batch_size": 32}
+# Sized for a 2-core CPU from the measured figures: the pilot's SFT step (8 x ~316 tokens) took 14-17 s, the
+# shipped defaults' SFT steps 15 s (textphysics), 21 s (textweb), 56 s (stabletoolbench, 768 tokens), and
+# greedy FWM + IDM evaluation 2.6 s (textweb) to 18 s (toolsim) per test transition. Not listed: image
+# benchmarks (their models are tiny codec pairs).
+_SMOL_TEXT = dict(  # textphysics and textweb: short states
+    labelled=200,  # the pilot's L: 25 SFT steps an epoch
+    unlabelled=400,  # bootstrap labels and trains on all of U: 2x L keeps its 50 steps under SFT's 75
+    test=100,  # the pilot's test set: ~4-5 min of greedy FWM + IDM per method
+    horizon=4, horizon_episodes=10,  # 40 more FWM generations per method
+    tiny={}, max_length=512,  # the pilot's examples average ~316 tokens: X stays whole beside a 160-token target
+    max_target_tokens=160, warmup_epochs=0, sft=_SMOL_SFT,  # 3 epochs = 75 steps: the pilot's best point
+    oracle_epochs=1,  # L + U is 3x L: one epoch is SFT's 75 steps
+    bootstrap=_SMOL_BOOTSTRAP, swirl=_SMOL_SWIRL)  # SWIRL: 32 steps; Phase I sees 64 U pairs an iteration
+SMOLLM2_ENVS: dict[str, EnvSetup] = {
+    "textphysics": EnvSetup("textphysics", {"difficulty": "easy"}, **_SMOL_TEXT),
+    "textweb": EnvSetup("textweb", {"difficulty": "easy"}, **_SMOL_TEXT),
+    # toolsim's Y repeats X before the new response at its end: in the shipped default every FWM target was
+    # cut at 160 tokens (longest 627), so the target budget is 640 and a step costs ~4x textweb's; hence the
+    # defaults' L (15 steps an epoch), half the test set, no horizon curve and half the SWIRL steps
+    "toolsim": EnvSetup("toolsim", {"difficulty": "easy"}, labelled=120, unlabelled=240, test=50, horizon=0,
+                        tiny={}, max_length=1280, max_target_tokens=640, warmup_epochs=0, sft=_SMOL_SFT,
+                        oracle_epochs=1, bootstrap=_SMOL_BOOTSTRAP,
+                        swirl={**_SMOL_SWIRL, "steps_per_phase": 4, "batch_size": 2}),
+    # the shipped default's split (121 L, 114 U transitions by episode halves), budget (768 / 160) and SWIRL
+    # sizes (measured: SFT 48 steps in 2683 s, SWIRL 12 steps in 602 s); all 39 test transitions
+    "stabletoolbench": EnvSetup("stabletoolbench", labelled=0, unlabelled=0, test=0, horizon=0, tiny={},
+                                max_length=768, max_target_tokens=160, warmup_epochs=0, sft=_SMOL_SFT,
+                                oracle_epochs=2,  # L + U is ~2x L: 2 epochs are ~1.3x SFT's 48 steps
+                                bootstrap=_SMOL_BOOTSTRAP,
+                                swirl={**_SMOL_SWIRL, "steps_per_phase": 3, "batch_size": 2}),
+}
+MODELS = ("tiny", SMOLLM2)
+
+
+def model_setups(model: str) -> dict[str, EnvSetup]:
+    return ENVS if model == "tiny" else SMOLLM2_ENVS
+
+
+def model_fields(model: str) -> dict[str, Any]:
+    """Trainer fields a model adds to every method (none for tiny: the setup's `tiny` builds it)."""
+    return {} if model == "tiny" else SMOLLM2_FIELDS
+
+
+def results_root(output: Path, model: str, env: str, tag: str) -> Path:
+    """Where a run's seeds and summary live: tiny runs where they always were, other models in their own tree."""
+    return output / env / tag if model == "tiny" else output / model / env / tag
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -208,27 +281,63 @@ def timed_train(trainer: Any, data: list[Transition], output: Path, init: Path |
     return final, float(json.loads(record.read_text()))
 
 
-def _train(trainer_name: str, config_fields: dict[str, Any], data: list[Transition], output: Path,
-           init: Path | None) -> tuple[Path, float]:
-    """timed_train for a registered trainer built from plain config fields (nested ones may be dotted keys
-    from --set, e.g. tiny.hidden_size, applied after the nested groups)."""
+def trainer_config(trainer_name: str, config_fields: dict[str, Any]) -> Any:
+    """A registered trainer's config from plain fields (nested ones may be dotted keys from --set, e.g.
+    tiny.hidden_size or lora.r, applied after the nested groups)."""
     from swirl_core.config import apply_overrides, from_dict
     from swirl_core.registry import get_trainer
 
-    trainer_cls = get_trainer(trainer_name)
-    config = from_dict(trainer_cls.config_class, config_fields)  # dotted keys are not fields: skipped here
-    config = apply_overrides(config, {k: v for k, v in config_fields.items() if "." in k})
-    return timed_train(trainer_cls(config), data, output, init)
+    config = from_dict(get_trainer(trainer_name).config_class, config_fields)  # dotted keys are skipped here
+    return apply_overrides(config, {k: v for k, v in config_fields.items() if "." in k})
 
 
-def train_methods(setup: EnvSetup, split: Split, seed: int, work: Path, methods: tuple[str, ...],
-                  overrides: dict[str, dict[str, Any]]) -> tuple[dict[str, Path], dict[str, float]]:
-    """Every trained method's pair folder (verify@8 reuses sft's), and training seconds per method."""
+def _train(trainer_name: str, config_fields: dict[str, Any], data: list[Transition], output: Path,
+           init: Path | None) -> tuple[Path, float]:
+    """timed_train for a registered trainer; the invocation that finishes the run also records the load
+    average then (load_average.json: 1, 5, 15 min), the figure that says how shared the CPU was."""
+    from swirl_core.registry import get_trainer
+
+    fresh = not (output / "wall_time_s.json").is_file()
+    result = timed_train(get_trainer(trainer_name)(trainer_config(trainer_name, config_fields)), data, output, init)
+    if fresh and hasattr(os, "getloadavg"):
+        write_atomic(output / "load_average.json", dumps_json([round(v, 2) for v in os.getloadavg()]))
+    return result
+
+
+def run_compute(output: Path) -> dict[str, Any]:
+    """What one trainer run cost, from what it wrote: optimiser steps (trainer_state.json), samples drawn
+    (SWIRL: FWM rollouts, IDM rollouts and Phase I's sampled latent actions, counted per logged step of
+    metrics.jsonl; bootstrap: one greedy pseudo-label per U transition; SFT: none), training seconds and
+    the load average at its finish (None where unknown, e.g. runs finished before it was recorded)."""
+    from swirl_core.logging import read_metrics
+
+    state_file = output / "final" / "trainer_state.json"
+    if not state_file.is_file():
+        return {}
+    state = json.loads(state_file.read_text())
+    config, samples = state["config"], 0
+    if (output / "pseudo_labels.json").is_file():
+        samples = len(json.loads((output / "pseudo_labels.json").read_text())["actions"])
+    elif state["trainer"] == "swirl":
+        sampled_z = config.get("latent_action", "sample") == "sample"  # annotate/oracle: greedy or given z
+        per_phase = {"phase1-fwm": config["batch_size"] * (config["fwm_group_size"] + sampled_z),
+                     "phase2-idm": config["batch_size"] * config["idm_group_size"]}
+        rows = read_metrics(output)
+        # every step is logged at log_steps=1 (the default); otherwise the count would be a guess
+        samples = sum(per_phase.get(r.get("phase"), 0) for r in rows) if config.get("log_steps", 1) == 1 else None
+    load = output / "load_average.json"
+    wall = output / "wall_time_s.json"
+    return {"steps": state.get("step"), "samples": samples,
+            "train_seconds": float(json.loads(wall.read_text())) if wall.is_file() else None,
+            "load_average": json.loads(load.read_text()) if load.is_file() else None}
+
+
+def _tiny_inits(setup: EnvSetup, split: Split, seed: int, work: Path,
+                common: dict[str, Any]) -> tuple[Path, Path, dict[str, float]]:
+    """The tiny preset's starting pairs, built from the run's own text and warmed up on state-only data:
+    (separate-weights init, shared-weights init, {"warmup": seconds} when warmed up)."""
     from swirl_core.models import build_tiny_pair
 
-    common = {"seed": seed, "tiny": setup.tiny, "max_length": setup.max_length,
-              "max_target_tokens": setup.max_target_tokens, "progress": sys.stdout.isatty(), "save_steps": 100}
-    folders: dict[str, Path] = {}
     seconds: dict[str, float] = {}
     if not (work / "init-random" / "pair.json").is_file():
         codec = fit_codec(setup, split, seed) if setup.codec else None
@@ -253,9 +362,24 @@ def train_methods(setup: EnvSetup, split: Split, seed: int, work: Path, methods:
         WorldModelPair(warmed.fwm, None, tokenizer=warmed.tokenizers["fwm"], codec=warmed.codec,
                        max_length=setup.max_length, max_target_tokens=setup.max_target_tokens,
                        sources=warmed.sources).save(work / "init-shared")
+    return init, work / "init-shared", seconds
+
+
+def train_methods(setup: EnvSetup, split: Split, seed: int, work: Path, methods: tuple[str, ...],
+                  overrides: dict[str, dict[str, Any]],
+                  model: str = "tiny") -> tuple[dict[str, Path], dict[str, float]]:
+    """Every trained method's pair folder (verify@8 reuses sft's), and training seconds per method."""
+    common = {"seed": seed, "tiny": setup.tiny, "max_length": setup.max_length,
+              "max_target_tokens": setup.max_target_tokens, "progress": sys.stdout.isatty(), "save_steps": 100}
+    if model != "tiny":  # a pretrained preset: the trainers load it (init None), with its LoRA fields
+        common = {**{k: v for k, v in common.items() if k != "tiny"}, **model_fields(model)}
+        init, shared_init, seconds = None, None, {}
+    else:
+        init, shared_init, seconds = _tiny_inits(setup, split, seed, work, common)
+    folders: dict[str, Path] = {}
     plan = [  # (method, data, init, config), trained by trainer_of(method); after the methods it depends on
         ("sft", split.labelled, init, {**setup.sft}),
-        ("sft-shared", split.labelled, work / "init-shared", {**setup.sft, "shared": True}),
+        ("sft-shared", split.labelled, shared_init, {**setup.sft, "shared": True}),
         ("sft-oracle", split.labelled + split.oracle, init, {**setup.sft, "epochs": setup.oracle_epochs}),
         ("bootstrap", split.unlabelled, "sft", {**setup.bootstrap}),
         ("swirl-idm2fwm", split.unlabelled, "sft", {**setup.swirl, "mode": "idm2fwm"}),
@@ -316,6 +440,19 @@ def rollout_fidelity(pair: Any, episodes: list[list[Transition]], horizon: int,
     return curve
 
 
+def copy_baseline(transitions: list[Transition], headline: str) -> dict[str, float]:
+    """The headline score of predicting y = x (no model): corpus BLEU for text states, mean PSNR (dB) for
+    images. What a world model scores by copying; on textweb it is already BLEU 77.3 (issue 13's pilot)."""
+    from sacrebleu.metrics import BLEU
+
+    from evals.image_metrics import psnr
+
+    xs, ys = [t.state for t in transitions], [t.next_state for t in transitions]
+    if headline == "fwm/psnr":
+        return {headline: round(sum(psnr(x, y) for x, y in zip(xs, ys, strict=True)) / len(ys), 3)}
+    return {headline: round(BLEU().corpus_score(xs, [ys]).score, 3)}  # evals.metrics' BLEU, no bootstrap
+
+
 def evaluate_method(setup: EnvSetup, method: str, folder: Path, seed: int, work: Path) -> dict[str, Any]:
     """One method's card (its own folder, so methods can be added later) and horizon curve; cached."""
     from evals.checkpoints import load_method
@@ -353,7 +490,7 @@ def environment() -> dict[str, Any]:
 
 
 def run_seed(setup: EnvSetup, seed: int, root: Path, methods: tuple[str, ...],
-             overrides: dict[str, dict[str, Any]]) -> dict[str, Any]:
+             overrides: dict[str, dict[str, Any]], model: str = "tiny") -> dict[str, Any]:
     work = root / f"seed{seed}"
     result_file = work / "results.json"
     previous = json.loads(result_file.read_text()) if result_file.is_file() else {"methods": {}}
@@ -362,11 +499,16 @@ def run_seed(setup: EnvSetup, seed: int, root: Path, methods: tuple[str, ...],
     start = time.perf_counter()
     split = make_split(setup, seed)
     print(f"[{setup.bench} seed {seed}] L={len(split.labelled)} U={len(split.unlabelled)}", flush=True)
-    folders, seconds = train_methods(setup, split, seed, work, methods, overrides)
+    folders, seconds = train_methods(setup, split, seed, work, methods, overrides, model)
     results = {m: evaluate_method(setup, m, folders[m], seed, work) for m in methods}
     hashes = {r.pop("data_hash_test") for r in results.values()}
-    result = {"env": setup.bench, "seed": seed, "split": split.info, "data_hash_test": sorted(hashes),
+    bench = make_benchmark(setup.bench, labelled=True, **setup.bench_options)
+    copy = copy_baseline(list(bench.transitions("test", limit=setup.test or None)), setup.headline)
+    compute = {m: run_compute(work / m) for m in seconds}  # what this invocation trained or found finished
+    result = {"env": setup.bench, "seed": seed, "model": model, "split": split.info,
+              "data_hash_test": sorted(hashes), "copy": copy,
               "train_seconds": {**previous.get("train_seconds", {}), **seconds},
+              "compute": {**previous.get("compute", {}), **compute},
               "methods": {**previous["methods"], **results},
               "wall_seconds": round(time.perf_counter() - start, 1), "environment": environment()}
     write_atomic(result_file, dumps_json(result))
@@ -396,6 +538,9 @@ def method_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", required=True, choices=sorted(ENVS))
+    p.add_argument("--model", choices=MODELS, default="tiny",
+                   help="tiny (from scratch, warmed up) or smollm2-135m (LoRA on SmolLM2-135M-Instruct, the "
+                        "SMOLLM2_ENVS sizes; results under OUTPUT/smollm2-135m/ENV/TAG/)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS) +
                    "; the controls " + ", ".join(CONTROLS) + "; BASE:NAME adds a variant of BASE (give its "
@@ -415,8 +560,12 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    setup = ENVS[args.env]
+    setup = model_setups(args.model).get(args.env)
+    if setup is None:
+        p.error(f"--model {args.model} has no {args.env} setup (image benchmarks use tiny codec pairs)")
     if args.warmup_epochs is not None:
+        if args.model != "tiny":  # the warm-up copies the FWM's weights into the IDM: tiny pairs only so far
+            p.error("--warmup-epochs applies to --model tiny only")
         setup = dataclasses.replace(setup, warmup_epochs=args.warmup_epochs)
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     if unknown := {base_method(m) for m in methods} - set(METHODS):
@@ -425,7 +574,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides = method_overrides(args.set)
     except SwirlError as exc:
         p.error(str(exc))  # one line, exit 2
-    root = args.output / args.env / args.tag
+    root = results_root(args.output, args.model, args.env, args.tag)
     command = shlex.join(["python", "-m", "evals.experiments", *(sys.argv[1:] if argv is None else argv)])
     per_seed = {}
     for seed in args.seeds:
@@ -434,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
             if f.is_file():
                 per_seed[seed] = json.loads(f.read_text())
             continue
-        per_seed[seed] = run_seed(setup, seed, root, methods, overrides)
+        per_seed[seed] = run_seed(setup, seed, root, methods, overrides, args.model)
     if not per_seed:
         raise SystemExit(f"no finished seeds under {root}")
     previous = json.loads((root / "summary.json").read_text()) if (root / "summary.json").is_file() else {}
@@ -442,8 +591,9 @@ def main(argv: list[str] | None = None) -> int:
         command = previous["command"]
     # methods added by later invocations keep the overrides they were trained with
     overrides = {**previous.get("overrides", {}), **overrides}
-    summary = {"env": args.env, "tag": args.tag, "command": command, "setup": dataclasses.asdict(setup),
-               "overrides": overrides, **aggregate(per_seed, setup.headline)}
+    summary = {"env": args.env, "tag": args.tag, "model": args.model, "model_fields": model_fields(args.model),
+               "command": command, "setup": dataclasses.asdict(setup), "overrides": overrides,
+               **aggregate(per_seed, setup.headline)}
     write_atomic(root / "summary.json", dumps_json(summary))
     if args.leaderboard:
         bench = make_benchmark(setup.bench, labelled=True, **setup.bench_options)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from evals import experiment_results, experiments, figures
 from evals.experiment_results import aggregate, mean_se
 from evals.experiments import EnvSetup, base_method, make_split
 from evals.methods import CONTROLS
+from swirl_envs.registry import make_benchmark
+from swirl_envs.transition import Transition
 
 TOY = EnvSetup("textphysics", {"difficulty": "easy"}, labelled=15, unlabelled=25, test=6, horizon=2,
                horizon_episodes=3, tiny={"vocab_size": 300, "hidden_size": 32, "intermediate_size": 64,
@@ -160,3 +163,133 @@ def test_set_is_typed_and_checked_against_the_methods_trainer(capsys):
             experiments.main(["--env", "textphysics", "--set", bad])
         err = capsys.readouterr().err.strip().splitlines()
         assert exit_info.value.code == 2 and says in err[-1], (bad, err)
+
+
+def test_copy_baseline_scores_y_equals_x_on_hand_made_transitions():
+    def pair(x, y):
+        return Transition(state=x, next_state=y, action="noop", episode_id="e", step=0)
+
+    assert experiments.copy_baseline([pair("a b c d", "a b c d")], "fwm/bleu") == {"fwm/bleu": 100.0}
+    assert experiments.copy_baseline([pair("a b c d", "e f g h")], "fwm/bleu") == {"fwm/bleu": 0.0}
+    # x is the prediction, y the reference: every n-gram of x is in y, and the brevity penalty exp(1 - 8/4)
+    # is the whole loss (the other way round the precisions would halve instead)
+    assert experiments.copy_baseline([pair("a b c d", "a b c d e f g h")], "fwm/bleu")["fwm/bleu"] == pytest.approx(
+        100 * math.exp(-1), abs=1e-3)
+
+
+def fake_trainer(trained: dict):
+    """_train without training: records each run and writes the files run_compute reads (a swirl run logs one
+    metrics line per step, alternating phases as the trainer does)."""
+    def train(trainer, config, data, output, init):
+        trained[output.name] = (trainer, config, data, init)
+        steps = 4 if trainer == "swirl" else 3
+        (output / "final").mkdir(parents=True, exist_ok=True)
+        (output / "final" / "trainer_state.json").write_text(json.dumps(
+            {"trainer": trainer, "step": steps, "complete": True, "config": {k: v for k, v in config.items()
+                                                                             if k not in ("progress",)}}))
+        phases = ["phase1-fwm", "phase1-fwm", "phase2-idm", "phase2-idm"] if trainer == "swirl" else [None] * 3
+        (output / "metrics.jsonl").write_text("".join(json.dumps({"step": i + 1, "phase": p}) + "\n"
+                                                      for i, p in enumerate(phases)))
+        (output / "wall_time_s.json").write_text("12.5")
+        (output / "load_average.json").write_text("[2.5, 2.0, 1.5]")
+        return output / "final", 12.5
+    return train
+
+
+def no_smollm2(*args, **kwargs):
+    raise AssertionError("the SmolLM2 plan must not load or build a model")
+
+
+def test_smollm2_plan_sets_model_lora_and_sizes_without_loading(tmp_path, monkeypatch):
+    from swirl_core import models, presets
+
+    for module, name in [(presets, "resolve_model"), (presets, "converted_folder"), (models, "build_tiny_pair"),
+                         (models.WorldModelPair, "load")]:
+        monkeypatch.setattr(module, name, no_smollm2)
+    setup = experiments.SMOLLM2_ENVS["textweb"]
+    split = make_split(TOY, seed=0)  # the toy's data: the plan, not the sizes of L, is under test
+    trained = {}
+    monkeypatch.setattr(experiments, "_train", fake_trainer(trained))
+    overrides = experiments.method_overrides(["sft.lora.r=8", "swirl.lora.target_modules=q_proj,v_proj"])
+    methods = (*experiments.METHODS, *CONTROLS)
+    folders, _ = experiments.train_methods(setup, split, 0, tmp_path, methods, overrides, "smollm2-135m")
+    assert set(methods) <= set(folders) and not (tmp_path / "init-random").exists()
+    for method, (trainer, config, _, init) in trained.items():
+        assert config["model"] == "smollm2-135m" and config["lora"]["enabled"] is True and "tiny" not in config
+        assert (config["max_length"], config["max_target_tokens"], config["keep_head"]) == (512, 160, 0.75)
+        built = experiments.trainer_config(trainer, config)  # the real config, typed: nothing is loaded
+        assert built.model == "smollm2-135m" and built.lora.enabled and built.lora.alpha == 32
+        assert built.lora.r == (8 if method == "sft" else 16), method
+        assert built.lora.target_modules == (("q_proj", "v_proj") if method == "swirl" else
+                                             tuple(experiments.SMOLLM2_FIELDS["lora"]["target_modules"]))
+        # SFT-like runs start from the preset itself (the trainer loads it), the rest from their SFT pair
+        assert init == (None if method in ("sft", "sft-shared", "sft-oracle") else
+                        tmp_path / ("sft-shared" if method == "swirl-shared" else "sft") / "final"), method
+    assert trained["sft"][1]["epochs"] == 3 and trained["sft"][1]["learning_rate"] == 2e-4
+    assert trained["sft-oracle"][1]["epochs"] == setup.oracle_epochs
+    assert trained["bootstrap"][1]["learning_rate"] == 1e-4
+    assert {trained[m][1]["steps_per_phase"] for m in ("swirl", "swirl-idm2fwm", *CONTROLS)} == {8}
+    assert trained["swirl-shared"][1]["shared"] is True and trained["swirl:oracle-z"][2] is split.oracle
+    assert experiments.SMOLLM2_ENVS["toolsim"].max_target_tokens == 640  # toolsim's Y is not cut at 160
+    assert "visualphysics" not in experiments.SMOLLM2_ENVS  # image benchmarks stay tiny codec pairs
+
+
+def test_tiny_stays_the_default_and_models_never_share_a_folder(tmp_path, monkeypatch, capsys):
+    assert experiments.results_root(tmp_path, "tiny", "textweb", "main") == tmp_path / "textweb" / "main"
+    assert experiments.results_root(tmp_path, "smollm2-135m", "textweb", "main") == (
+        tmp_path / "smollm2-135m" / "textweb" / "main")
+    assert experiments.model_setups("tiny") is experiments.ENVS and experiments.model_fields("tiny") == {}
+    tiny_plan = {}
+    monkeypatch.setattr(experiments, "_train", fake_trainer(tiny_plan))
+    experiments.train_methods(dataclasses.replace(TOY, warmup_epochs=0), make_split(TOY, seed=0), 0, tmp_path / "t",
+                              ("sft",), {})
+    assert tiny_plan["sft"][1]["tiny"] == TOY.tiny and "model" not in tiny_plan["sft"][1]  # as before
+    assert tiny_plan["sft"][3] == tmp_path / "t" / "init-random"
+    for argv, says in [(["--env", "visualphysics", "--model", "smollm2-135m"], "no visualphysics setup"),
+                       (["--env", "textweb", "--model", "smollm2-135m", "--warmup-epochs", "1"], "tiny only")]:
+        with pytest.raises(SystemExit) as exit_info:
+            experiments.main(argv)
+        assert exit_info.value.code == 2 and says in capsys.readouterr().err
+
+
+def test_smollm2_run_has_its_own_folder_rows_copy_baseline_and_compute(tmp_path, monkeypatch):
+    smol = dataclasses.replace(experiments.SMOLLM2_ENVS["textweb"], labelled=15, unlabelled=25, test=6)
+    monkeypatch.setitem(experiments.SMOLLM2_ENVS, "textweb", smol)
+    trained = {}
+    monkeypatch.setattr(experiments, "_train", fake_trainer(trained))
+    scores = {"sft": 70.0, "swirl": 72.0}
+
+    def fake_evaluate(setup, method, folder, seed, work):
+        return {"metrics": {"fwm/bleu": scores[method] + seed, "idm/exact_match": 0.5}, "data_hash_test": "sha256:" + "0" * 64}
+
+    monkeypatch.setattr(experiments, "evaluate_method", fake_evaluate)
+    board = tmp_path / "textweb.json"
+    shutil.copy(Path(__file__).parents[1] / "leaderboards" / "textweb.json", board)
+    tiny_rows = json.loads(board.read_text())["rows"]
+    argv = ["--env", "textweb", "--model", "smollm2-135m", "--seeds", "0", "1", "--methods", "sft,swirl",
+            "--output", str(tmp_path / "runs"), "--leaderboard", str(board)]
+    assert experiments.main(argv) == 0
+    assert not (tmp_path / "runs" / "textweb").exists()  # the tiny tree is left alone
+    root = tmp_path / "runs" / "smollm2-135m" / "textweb" / "main"
+    summary = json.loads((root / "summary.json").read_text())
+    assert summary["model"] == "smollm2-135m" and summary["setup"]["warmup_epochs"] == 0
+
+    test = list(make_benchmark("textweb", labelled=True, difficulty="easy").transitions("test", limit=6))
+    copy = experiments.copy_baseline(test, "fwm/bleu")["fwm/bleu"]
+    assert 0 < copy < 100 and summary["copy"]["fwm/bleu"]["values"] == [copy, copy]
+    seed0 = json.loads((root / "seed0" / "results.json").read_text())
+    assert seed0["copy"] == {"fwm/bleu": copy} and seed0["model"] == "smollm2-135m"
+    # swirl: batch 4, 2 Phase I steps of 4 rollouts + 1 sampled z per pair, 2 Phase II steps of 8 rollouts
+    assert seed0["compute"]["swirl"] == {"steps": 4, "samples": 2 * 4 * (4 + 1) + 2 * 4 * 8, "train_seconds": 12.5,
+                                         "load_average": [2.5, 2.0, 1.5]}
+    assert summary["methods"]["sft"]["compute"] == {"steps": 3, "samples": 0, "train_seconds": 12.5, "load_1m": 2.5}
+
+    rows = json.loads(board.read_text())["rows"]
+    assert [r for r in rows if r["model"] == experiment_results.EXPERIMENT_MODEL] == tiny_rows  # untouched
+    mine = [r for r in rows if r["model"] == "smollm2-135m+lora"]
+    assert [r["method"] for r in mine] == ["sft", "swirl"]
+    assert mine[1]["command"] == ("python -m evals.experiments --env textweb --model smollm2-135m --seeds 0 1 "
+                                  "--methods swirl")
+    table = experiment_results.markdown_table("textweb", summary)
+    assert f"| copy (y = x) | {copy:.2f} ± 0.00 |" in table
+    assert "| swirl | 72.50 ± 0.50 | +2.8%" in table and "| 4 | 104 | 0.2 | 2.5 |" in table
