@@ -554,12 +554,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--leaderboard", type=Path, default=None, metavar="JSON",
                    help="write the measured rows (mean and s.e. over seeds) into this leaderboard file")
     p.add_argument("--warmup-epochs", type=int, default=None, help="override the env's state-only warm-up")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads: the models are tiny, and on a shared machine extra threads spin and wait")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: 1 for tiny, whose models are too small to use more, and on a shared "
+                        "machine extra threads spin and wait; every core for smollm2-135m, as its defaults were timed)")
     args = p.parse_args(argv)
     import torch
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads or (1 if args.model == "tiny" else os.cpu_count() or 1))
     setup = model_setups(args.model).get(args.env)
     if setup is None:
         p.error(f"--model {args.model} has no {args.env} setup (image benchmarks use tiny codec pairs)")
