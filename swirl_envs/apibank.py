@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .benchmark import Benchmark
+from .benchmark import Benchmark, salted_split
 from .errors import DataError
 from .transition import Transition
 
@@ -63,9 +63,7 @@ def normalize_text(text: str) -> str:
 
 
 def split_of(identity: str) -> str:
-    digest = hashlib.sha256((SPLIT_SALT + normalize_text(identity)).encode("utf-8")).digest()
-    bucket = int.from_bytes(digest[:8], "big") % 100
-    return "validation" if bucket < 10 else "test" if bucket < 30 else "train"
+    return salted_split(SPLIT_SALT, identity)
 
 
 def format_call(name: str, arguments: Mapping[str, Any]) -> str:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..benchmark import salted_split
 from ..errors import DataError
 from ..transition import Transition
 from .conversation import (
@@ -56,9 +57,7 @@ def normalize_query(query: str) -> str:
 
 
 def split_of(query: str) -> str:
-    digest = hashlib.sha256((SPLIT_SALT + normalize_query(query)).encode("utf-8")).digest()
-    bucket = int.from_bytes(digest[:8], "big") % 100
-    return "validation" if bucket < 10 else "test" if bucket < 30 else "train"
+    return salted_split(SPLIT_SALT, query)
 
 
 @dataclass(frozen=True)
