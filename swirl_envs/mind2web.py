@@ -388,8 +388,10 @@ class Mind2Web(Benchmark):
                 yield row, _Where(f"{self.hub_id}[{split}]", index)
             return
         for path in split_files(self.root, split):
+            # Named relative to the data folder: records (their meta, the data hash) must not depend on
+            # where the checkout lives.
             for index, record in enumerate(read_records(path)):
-                yield record, _Where(path, index)
+                yield record, _Where(path.relative_to(self.root), index)
 
     def tasks(self, split: str = "test") -> Iterator[Task]:
         """The split's tasks, parsed and validated, pages cleaned."""
