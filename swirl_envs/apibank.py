@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .benchmark import Benchmark, salted_split
+from .benchmark import RecordedBenchmark, salted_split
 from .errors import DataError
 from .transition import Transition
 
@@ -340,7 +340,7 @@ def load_data(root: str | Path, *, strict: bool = False) -> LoadedData:
     return LoadedData(out, report)
 
 
-class APIBank(Benchmark):
+class APIBank(RecordedBenchmark):
     """API-Bank dialogues (levels 1-3) as (dialogue and API results so far, API call, API result).
 
     `data_dir`: a folder holding upstream's `lv1-lv2-samples/` and/or `test-data/level-3.json` (an
@@ -355,29 +355,11 @@ class APIBank(Benchmark):
     primary_metric: ClassVar[str] = "fwm/bleu"
     action_meta_keys: ClassVar[tuple[str, ...]] = ("api_name",)
 
-    def __init__(self, *, data_dir: str | Path | None = None, labelled: bool = False, strict: bool = False):
-        super().__init__(data_dir=data_dir, labelled=labelled)
-        self.strict = strict
-        self._data: LoadedData | None = None
+    def bundled_data_dir(self) -> Path:
+        return bundled_data_dir()
 
-    @property
-    def root(self) -> Path:
-        return self.data_dir if self.data_dir is not None else bundled_data_dir()
-
-    @property
-    def data(self) -> LoadedData:
-        if self._data is None:
-            self._data = load_data(self.root, strict=self.strict)
-        return self._data
-
-    def _load(self, split: str) -> Iterable[Transition]:
-        return iter(self.data.transitions[split])
-
-    def report(self) -> dict[str, Any]:
-        return self.data.report.as_dict()
-
-    def load_problems(self) -> list[str]:
-        return list(self.data.report.problems)
+    def read_data(self) -> LoadedData:
+        return load_data(self.root, strict=self.strict)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "data_dir": str(self.root),

@@ -115,6 +115,48 @@ class Benchmark(ABC):
                 "data_dir": str(self.data_dir) if self.data_dir else None}
 
 
+
+class RecordedBenchmark(Benchmark):
+    """A benchmark read from recorded files: the whole folder is parsed once, on first use, into `data`
+    (transitions per split plus a report of what was read and skipped), so constructing one costs nothing.
+
+    Subclasses implement `bundled_data_dir()` (the files shipped with the package) and `read_data()`.
+    """
+
+    def __init__(self, *, data_dir: str | Path | None = None, labelled: bool = False, strict: bool = False):
+        super().__init__(data_dir=data_dir, labelled=labelled)
+        self.strict = strict  # raise on the first damaged record instead of skipping it with a report line
+        self._data: Any = None
+
+    @abstractmethod
+    def bundled_data_dir(self) -> Path:
+        """Where the package's own copy of the data lives (used when no data_dir is given)."""
+
+    @abstractmethod
+    def read_data(self) -> Any:
+        """Parse `self.root`: an object with `transitions` (split -> list) and `report` (`problems`, `as_dict()`)."""
+
+    @property
+    def root(self) -> Path:
+        return self.data_dir if self.data_dir is not None else self.bundled_data_dir()
+
+    @property
+    def data(self) -> Any:
+        if self._data is None:
+            self._data = self.read_data()
+        return self._data
+
+    def _load(self, split: str) -> Iterable[Transition]:
+        return iter(self.data.transitions[split])
+
+    def report(self) -> dict[str, Any]:
+        """What was read, skipped (with locations) and yielded per split."""
+        return self.data.report.as_dict()
+
+    def load_problems(self) -> list[str]:
+        return list(self.data.report.problems)
+
+
 def salted_split(salt: str, identity: str) -> str:
     """A whole unit's split (a query, a dialogue) from a salted sha256 of its whitespace-normalised text:
     10% validation, 20% test, 70% train, stable across machines and data order."""

@@ -10,10 +10,9 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 
-from ..benchmark import Benchmark
+from ..benchmark import RecordedBenchmark
 from ..errors import SwirlError
 from ..spaces import UnicodeText
-from ..transition import Transition
 from .client import VirtualAPIClient
 from .conversation import FINISH, format_call, parse_call, render_observation, render_state
 from .fetch import DEFAULT_REMOTE_FILES, RemoteFile, fetch_remote
@@ -22,7 +21,7 @@ from .loader import SPLITS, LoadedData, Task, bundled_data_dir, load_data
 MODES = ("world_model", "interactive")
 
 
-class StableToolBench(Benchmark):
+class StableToolBench(RecordedBenchmark):
     """StableToolBench / ToolBench tool-use trajectories as (conversation, tool call, API response).
 
     `data_dir`: a folder laid out as upstream (StableToolBench and/or ToolBench checkouts, or any folder
@@ -49,32 +48,17 @@ class StableToolBench(Benchmark):
             raise SwirlError(f"mode must be one of {MODES}, got {mode!r}")
         if source == "remote" and data_dir is None:
             data_dir = Path.home() / ".cache" / "swirl" / "stabletoolbench"
-        super().__init__(data_dir=data_dir, labelled=labelled)
-        self.source, self.remote_files, self.strict = source, tuple(remote_files), strict
+        super().__init__(data_dir=data_dir, labelled=labelled, strict=strict)
+        self.source, self.remote_files = source, tuple(remote_files)
         self.mode, self.server_url, self.max_steps = mode, server_url, max_steps
-        self._data: LoadedData | None = None
 
-    @property
-    def root(self) -> Path:
-        return self.data_dir if self.data_dir is not None else bundled_data_dir()
+    def bundled_data_dir(self) -> Path:
+        return bundled_data_dir()
 
-    @property
-    def data(self) -> LoadedData:
-        if self._data is None:
-            if self.source == "remote":
-                fetch_remote(self.root, self.remote_files)
-            self._data = load_data(self.root, strict=self.strict)
-        return self._data
-
-    def _load(self, split: str) -> Iterable[Transition]:
-        return iter(self.data.transitions[split])
-
-    def report(self) -> dict[str, Any]:
-        """What was read, skipped (with locations) and yielded per split."""
-        return self.data.report.as_dict()
-
-    def load_problems(self) -> list[str]:
-        return list(self.data.report.problems)
+    def read_data(self) -> LoadedData:
+        if self.source == "remote":
+            fetch_remote(self.root, self.remote_files)
+        return load_data(self.root, strict=self.strict)
 
     def tasks(self, split: str = "test") -> list[Task]:
         """The split's queries whose functions can all be routed to the server (interactive episodes)."""
