@@ -247,6 +247,16 @@ def test_a_busy_port_is_one_error_before_the_cache_folder_exists(running, tmp_pa
     assert not (tmp_path / "second").exists()
 
 
+
+def test_a_busy_port_fails_before_the_model_loads(running, tmp_path):
+    port, loads = running().server_address[1], []
+    with pytest.raises(SwirlError, match=f"cannot listen on 127.0.0.1:{port}"):
+        make_server(tmp_path / "second", port=port, load_simulator=lambda: loads.append(1))
+    assert loads == []
+    server = make_server(tmp_path / "third", load_simulator=lambda: loads.append(1) or (lambda call: "simulated"))
+    server.server_close()
+    assert loads == [1]
+
 def test_swirl_eval_serve_runs_uvicorn_on_loopback(tmp_path):
     """The command as a user runs it: its own process, the port it prints, docs, a clean Ctrl-C."""
     _upstream_cache(tmp_path / "cache", "Data", "t_for_Data", "a", {"{}": {"error": "", "response": "stored"}})

@@ -17,13 +17,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from swirl_envs.stabletoolbench import server
     except ImportError as exc:
         raise SwirlError(f"the StableToolBench server is not available ({exc})") from None
-    simulator = None  # the server itself warns when --host is not loopback
+    load_simulator = None  # the server itself warns when --host is not loopback
     if args.model:
-        from ..checkpoints import load_pair_entry
+        def load_simulator():  # after the port is bound: a busy port fails before the model loads
+            from ..checkpoints import load_pair_entry
 
-        entry = load_pair_entry("serve", args.model, seed=0, device=args.device)
-        simulator = server.fwm_simulator(entry.predictor.predict_next_states)
-    server.serve(args.cache_dir, host=args.host, port=args.port, simulator=simulator,
+            entry = load_pair_entry("serve", args.model, seed=0, device=args.device)
+            return server.fwm_simulator(entry.predictor.predict_next_states)
+    server.serve(args.cache_dir, host=args.host, port=args.port, load_simulator=load_simulator,
                  max_simulations=args.max_simulations, max_waiting=args.max_waiting)
     return EXIT_OK
 

@@ -21,6 +21,7 @@ import os
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -225,12 +226,16 @@ def make_server(cache_dir: str | Path, *, host: str = "127.0.0.1", port: int = 0
                 simulator: Simulator | None = None, save_misses: bool = True,
                 max_body_bytes: int = MAX_BODY_BYTES, max_simulations: int = 2,
                 max_waiting: int = 16, max_connections: int = MAX_CONNECTIONS,
-                body_timeout_s: float = BODY_TIMEOUT_S) -> VirtualAPIServer:
+                body_timeout_s: float = BODY_TIMEOUT_S,
+                load_simulator: Callable[[], Simulator] | None = None) -> VirtualAPIServer:
     """A bound, not yet serving, server; call `.serve_forever()` (e.g. in a thread), then `.shutdown()`.
 
-    SwirlError (before the cache folder is created) if the address cannot be bound."""
+    SwirlError (before the cache folder is created) if the address cannot be bound. `load_simulator` builds
+    the simulator once the address is bound, so a busy port fails before an expensive model load."""
     sock = _listen(host, port)
     try:
+        if load_simulator is not None:
+            simulator = load_simulator()
         api = VirtualAPI(cache_dir, simulator=simulator, save_misses=save_misses,
                          max_simulations=max_simulations, max_waiting=max_waiting)
     except BaseException:
@@ -245,10 +250,12 @@ def make_server(cache_dir: str | Path, *, host: str = "127.0.0.1", port: int = 0
 
 def serve(cache_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8080,
           simulator: Simulator | None = None, save_misses: bool = True,
-          max_body_bytes: int = MAX_BODY_BYTES, max_simulations: int = 2, max_waiting: int = 16) -> None:
+          max_body_bytes: int = MAX_BODY_BYTES, max_simulations: int = 2, max_waiting: int = 16,
+          load_simulator: Callable[[], Simulator] | None = None) -> None:
     """Serve until interrupted (Ctrl-C)."""
     server = make_server(cache_dir, host=host, port=port, simulator=simulator, save_misses=save_misses,
-                         max_body_bytes=max_body_bytes, max_simulations=max_simulations, max_waiting=max_waiting)
+                         max_body_bytes=max_body_bytes, max_simulations=max_simulations, max_waiting=max_waiting,
+                         load_simulator=load_simulator)
     print(f"virtual API server on {server.url}/virtual (docs {server.url}/docs), cache {server.api.cache.root}",
           flush=True)
     try:
