@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate.utils import gather_object
 
 from swirl_envs.errors import SwirlError
 from swirl_envs.transition import Transition
@@ -45,14 +46,17 @@ class BootstrapTrainer(SFTTrainer):
         cache = output_dir / "pseudo_labels.json"
         if cache.is_file():  # a resumed run must train on the very labels the first attempt made
             labels = json.loads(cache.read_text())
-        else:
-            xs, ys = [t.state for t in transitions], [t.next_state for t in transitions]
+        else:  # each process labels its share; all of them train on every label
+            mine = self.shard(transitions)
+            xs, ys = [t.state for t in mine], [t.next_state for t in mine]
             actions = pair.predict_actions(xs, ys, max_new_tokens=c.label_max_new_tokens,
-                                           batch_size=c.label_batch_size)
-            scores = pair.score_actions(xs, ys, actions, batch_size=c.label_batch_size).tolist()
-            labels = {"actions": actions, "scores": scores}
-            output_dir.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(cache, labels)
+                                           batch_size=c.label_batch_size) if mine else []
+            scores = pair.score_actions(xs, ys, actions, batch_size=c.label_batch_size).tolist() if mine else []
+            labels = {"actions": gather_object(actions), "scores": gather_object(scores)}
+            if self.is_main:
+                output_dir.mkdir(parents=True, exist_ok=True)
+                write_json_atomic(cache, labels)
+            self.accelerator.wait_for_everyone()
         kept = [dataclasses.replace(t, action=a) for t, a, s in zip(transitions, labels["actions"], labels["scores"], strict=True)
                 if c.min_label_logprob is None or s >= c.min_label_logprob]
         if not kept:

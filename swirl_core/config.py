@@ -57,6 +57,8 @@ class TrainerConfig:
     limit: int | None = None  # transitions taken from that split (required for unbounded simulator streams)
     device: str = "cpu"  # torch device the models train on (and sample with)
     dtype: str = "float32"  # weights of loaded models: float32 | bfloat16 | float16 (on a CPU float32 is fastest)
+    mixed_precision: str = "no"  # autocast of the models' forwards (accelerate): no | bf16 | fp16 (GPU only);
+    # weights and optimiser state stay in `dtype`
     save_steps: int = 50  # a resumable checkpoint every this many optimiser steps (0 = only the final one)
     save_total_limit: int = 2  # step checkpoints kept (older ones are deleted)
     log_steps: int = 1  # a metrics.jsonl line every this many steps
@@ -66,6 +68,9 @@ class TrainerConfig:
     def __post_init__(self) -> None:
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise SwirlError(f"dtype must be float32, bfloat16 or float16, got {self.dtype!r}")
+        if self.mixed_precision not in ("no", "bf16", "fp16") or (self.mixed_precision == "fp16" and self.device == "cpu"):
+            raise SwirlError(f"mixed_precision must be no, bf16 or fp16 (fp16 needs a GPU), got {self.mixed_precision!r} "
+                             f"on {self.device}")
         if self.lr_scheduler not in ("constant", "linear", "cosine"):
             raise SwirlError(f"lr_scheduler must be constant, linear or cosine, got {self.lr_scheduler!r}")
         if not 0.0 <= self.keep_head < 1.0:

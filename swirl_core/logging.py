@@ -4,7 +4,8 @@ A resumed run first drops the lines written after its checkpoint, so the log of 
 reads like the log of an uninterrupted one.
 
 Experiment trackers (config `report_to`: tensorboard, trackio, wandb, comma-separated, or none) get the
-numbers of every metrics.jsonl line (but its clock), from the main process only, with the run's config as hyperparameters.
+numbers of every metrics.jsonl line (but its clock), with the run's config as hyperparameters. Under several
+processes only the main one logs (`main=False` elsewhere: no file, no display, no trackers).
 They are accelerate's tracker classes (`accelerate.tracking`), started, fed and finished as
 `Accelerator.init_trackers` / `log` / `end_training` do; the logger holds them itself because `end_training`
 also tears down the process group, which a trainer still needs after its last logged step.
@@ -32,8 +33,6 @@ from rich.progress import (
 
 from swirl_envs.errors import SwirlError
 from swirl_envs.fileio import write_atomic
-
-from . import distributed
 
 SHOWN = ("reward/mean", "reward/std", "kl", "loss", "logp_truth")
 TRACKERS = ("tensorboard", "trackio", "wandb")  # report_to names; each is also its pip package
@@ -87,19 +86,10 @@ def hyperparameters(config: Any) -> dict[str, Any]:
     return flat
 
 
-def _is_main_process(device: str) -> bool:
-    # accelerate's trackers log through its PartialState; under a launcher, creating it joins the process
-    # group (which SwirlTrainer has already done), so every process comes here, not only the main one.
-    distributed.setup(device)
-    from accelerate import PartialState
-
-    return PartialState().is_main_process
-
-
 def start_trackers(config: Any, output_dir: Path, run_name: str, resume_step: int | None) -> list[Any]:
-    """accelerate trackers for `config.report_to`, started with the config as hyperparameters (main process)."""
+    """accelerate trackers for `config.report_to`, started with the config as hyperparameters."""
     names = check_trackers(getattr(config, "report_to", "none"))
-    if not names or not _is_main_process(getattr(config, "device", "cpu")):
+    if not names:
         return []
     from accelerate.tracking import LOGGER_TYPE_TO_CLASS
 
@@ -123,20 +113,23 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, int | float]:
 
 
 class MetricsLogger:
-    """metrics.jsonl, the progress display and, for a trainer `config` whose `report_to` names them, trackers."""
+    """metrics.jsonl, the progress display and, for a trainer `config` whose `report_to` names them, trackers;
+    with `main=False` (a process other than the main one) it writes and shows nothing."""
 
     def __init__(self, output_dir: str | Path, *, total_steps: int, progress: bool = True,
-                 description: str = "training", resume_step: int | None = None, config: Any = None):
-        self.path = Path(output_dir) / "metrics.jsonl"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if resume_step is not None:
-            self.truncate_after(resume_step)
-        elif self.path.exists():
-            self.path.unlink()  # a fresh run starts a fresh log
+                 description: str = "training", resume_step: int | None = None, config: Any = None,
+                 main: bool = True):
+        self.path, self.main = Path(output_dir) / "metrics.jsonl", main
+        if main:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if resume_step is not None:
+                self.truncate_after(resume_step)
+            elif self.path.exists():
+                self.path.unlink()  # a fresh run starts a fresh log
         self.start = time.time()
-        self.progress = progress_bar(TextColumn("{task.fields[info]}"), disable=not progress)
+        self.progress = progress_bar(TextColumn("{task.fields[info]}"), disable=not (progress and main))
         self.task = self.progress.add_task(description, total=total_steps, completed=resume_step or 0, info="")
-        self.trackers = start_trackers(config, self.path.parent, description, resume_step)
+        self.trackers = start_trackers(config, self.path.parent, description, resume_step) if main else []
 
     def truncate_after(self, step: int) -> None:
         if not self.path.exists():
@@ -148,7 +141,7 @@ class MetricsLogger:
     def log(self, step: int, metrics: dict[str, Any], *, write: bool = True) -> None:
         record = {"step": step, **{k: _clean(v) for k, v in metrics.items()},
                   "time": round(time.time() - self.start, 3)}
-        if write:
+        if write and self.main:
             with open(self.path, "a") as handle:
                 handle.write(json.dumps(record, sort_keys=True) + "\n")
             for tracker in self.trackers:  # not "time": each tracker stamps its own (trackio reserves the name)

@@ -5,7 +5,8 @@ Batching is length-grouped with padding rather than packing: examples are shuffl
 inside windows of 16 batches, cut into batches, and the batch order is shuffled again. Each row holds one
 example, so no example can attend to another, and padding waste stays small without the attention-mask
 surgery that packing would need. The order is a pure function of (seed, epoch), so a resumed run
-sees exactly the batches the killed one would have.
+sees exactly the batches the killed one would have. Under several processes each takes its share of every
+batch and divides by the batch's global target-token count, so the averaged gradient is one process's.
 """
 
 from __future__ import annotations
@@ -57,11 +58,13 @@ def length_grouped_batches(lengths: list[int], batch_size: int, seed: int, epoch
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def nll(model: torch.nn.Module, examples: list[Example], pad_id: int) -> tuple[torch.Tensor, int]:
-    """Mean NLL per target token over a batch, and the number of target tokens."""
+def nll(model: torch.nn.Module, examples: list[Example], pad_id: int,
+        per: float | None = None) -> tuple[torch.Tensor, int]:
+    """Summed NLL of the target tokens over `per` (default: their number, i.e. the mean per target token),
+    and the number of target tokens."""
     logp, mask = completion_logprobs(model, [e[1] for e in examples], [e[2] for e in examples], pad_id)
     tokens = int(mask.sum())
-    return -(logp.sum() / max(tokens, 1)), tokens
+    return -(logp.sum() / max(tokens if per is None else per, 1)), tokens
 
 
 def target_budget(pair: WorldModelPair, transitions: list[Transition], roles: tuple[str, ...], *,
@@ -133,17 +136,18 @@ class SFTTrainer(CheckpointedTrainer):
         per_epoch = max(math.ceil(len(s) / c.batch_size) for s in streams.values())
         total = c.max_steps if c.max_steps is not None else c.epochs * per_epoch
         self.make_optimizers(pair, roles, total)
+        self.prepare_models(pair)
         step = 0
         if resume is not None:
             self.restore(resume)
             step = self._read_step(resume)
         else:
             torch.manual_seed(c.seed)
-        torch_models = {key: pair.models["fwm" if key == "shared" else key] for key in self.optimizers}
-        for model in torch_models.values():
+        for model in pair.unique_models().values():
             model.train()
+        world = self.accelerator.num_processes
         with MetricsLogger(output_dir, total_steps=total, progress=c.progress, description=self.name,
-                           resume_step=step if resume else None, config=c) as log:
+                           resume_step=step if resume else None, config=c, main=self.is_main) as log:
             while step < total:
                 epoch, index = divmod(step, per_epoch)
                 metrics: dict[str, Any] = {"epoch": epoch}
@@ -152,17 +156,23 @@ class SFTTrainer(CheckpointedTrainer):
                     if index >= len(batches):
                         continue
                     batch = [examples[i] for i in batches[index]]
-                    model = torch_models[key]
-                    loss, tokens = nll(model, batch, pair.tokenizers["fwm" if key == "shared" else key].pad_token_id)
-                    loss.backward()
+                    model, pad = self.trained[key], pair.tokenizers["fwm" if key == "shared" else key].pad_token_id
+                    # DDP averages over processes: the sum over the global batch's tokens, times the processes
+                    tokens = sum(len(e[2]) for e in batch)
+                    mine = self.shard(batch)
+                    loss, _ = nll(model, mine or batch[:1], pad, per=tokens / world)
+                    if not mine:  # fewer examples than processes: a forward all the same, for DDP, weighing nothing
+                        loss = loss * 0.0
+                    self.accelerator.backward(loss)
                     metrics[f"grad_norm/{key}"] = self.step_optimizer(key, model)
-                    metrics[f"loss/{key}"], metrics[f"tokens/{key}"] = loss.item(), tokens
+                    metrics[f"loss/{key}"] = self.accelerator.reduce(loss.detach(), "mean").item()
+                    metrics[f"tokens/{key}"] = tokens
                     metrics["lr"] = self.schedulers[key].get_last_lr()[0]
                 step += 1
                 losses = [v for k, v in metrics.items() if k.startswith("loss/")]
                 metrics["loss"] = sum(losses) / max(len(losses), 1)
                 log.log(step, metrics, write=step % c.log_steps == 0 or step == total)
-                if c.save_steps and step % c.save_steps == 0 and step < total:
+                if c.save_steps and step % c.save_steps == 0 and step < total:  # every process: it waits there
                     self.save_checkpoint(output_dir, step, pair, {"total_steps": total})
                 self.maybe_exit(step)
         return self.finish(output_dir, pair, {"step": step, "total_steps": total, "target_budget": budget,

@@ -33,7 +33,6 @@ import torch
 
 from swirl_envs.errors import SwirlError
 
-from . import distributed
 from .checkpoint import read_state
 from .config import TrainerConfig
 from .grpo import deterministic, group_advantages, grpo_loss, same_policy, shuffle_within_groups
@@ -150,12 +149,9 @@ class SwirlTrainer(CheckpointedTrainer):
 
     def train(self, data: Any, output_dir: str | Path, init: str | Path | None = None) -> Path:
         c, output_dir = self.config, Path(output_dir)
-        distributed.setup(c.device)  # several processes (accelerate launch): each owns whole groups of every batch
-        rank, world = distributed.rank(), distributed.world_size()
+        world = self.accelerator.num_processes  # several processes: each owns whole groups of every batch
         if c.batch_size % world:
             raise SwirlError(f"batch_size {c.batch_size} must split evenly over {world} processes")
-        # Rank 0 writes checkpoints and the final pair (the replicas are identical); every rank resumes from them.
-        log_dir = output_dir / f"rank-{rank}" if rank else output_dir
         if (done := self.finished(output_dir)) is not None:
             return done
         transitions = self.transitions(data)
@@ -183,8 +179,6 @@ class SwirlTrainer(CheckpointedTrainer):
                 raise SwirlError(f"{name}={budget} differs from the pair's target budget {pair.max_target_tokens}, "
                                  "which evaluation generates: rollouts would be rewarded for other text than is "
                                  "scored (leave it unset, or give SFT another max_target_tokens)")
-        if world > 1:
-            pair.to(distributed.local_device(c.device))
         self.strong_judge = None
         if c.judge_idm:  # the strong-judge control: another pair, frozen; its IDM scores Phase I
             self.strong_judge = WorldModelPair.load(c.judge_idm, dtype=c.dtype, merge=True).to(pair.device)
@@ -212,10 +206,8 @@ class SwirlTrainer(CheckpointedTrainer):
                 load_trained_state(self.judge, str(resume / JUDGE_FILE))
         else:
             torch.manual_seed(c.seed)
-        if rank:  # other ranks sample their own groups with their own draws
-            self.generator.manual_seed(int(np.random.SeedSequence([c.seed, rank, step]).generate_state(1)[0]))
-        with MetricsLogger(log_dir, total_steps=total, progress=c.progress, description=self.name,
-                           resume_step=step if resume else None, config=c) as log:
+        with MetricsLogger(output_dir, total_steps=total, progress=c.progress, description=self.name,
+                           resume_step=step if resume else None, config=c, main=self.is_main) as log:
             while step < total:
                 iteration, phase_index, phase, within = schedule.locate(step)
                 if phase_index == 0 and within == 0:
@@ -225,27 +217,22 @@ class SwirlTrainer(CheckpointedTrainer):
                 if phase == "fwm" and within == 0 and c.latent_action == "annotate":
                     self._annotate(pair, pairs, iteration)
                 log.describe(f"{self.name} it{iteration + 1} {PHASE_NAMES[phase]}")
-                batch = distributed.shard(self._batch(pairs, iteration, phase_index, phase, within))
+                batch = self.shard(self._batch(pairs, iteration, phase_index, phase, within))
                 progress = {}
-                if judge is not None and phase_index == 0 and within == 0:  # before each iteration trains
+                if judge is not None and phase_index == 0 and within == 0 and self.is_main:  # before each iteration
                     progress = self._progress(pair, judge, held_out)
                 metrics = self._phase1(pair, batch) if phase == "fwm" else self._phase2(pair, batch)
                 metrics.update({"iteration": iteration, "phase": PHASE_NAMES[phase], **progress})
                 step += 1
                 log.log(step, metrics, write=step % c.log_steps == 0 or step == total)
-                if c.save_steps and step % c.save_steps == 0 and step < total:
-                    if rank == 0:
-                        self.save_checkpoint(output_dir, step, pair, {"total_steps": total,
-                                                                     "annotations": self.annotations},
-                                             extra=self._save_frozen_models)
-                    distributed.barrier()
+                if c.save_steps and step % c.save_steps == 0 and step < total:  # every process: it waits there
+                    self.save_checkpoint(output_dir, step, pair, {"total_steps": total,
+                                                                 "annotations": self.annotations},
+                                         extra=self._save_frozen_models)
                 self.maybe_exit(step)
-        if rank == 0:
-            final_progress = self._progress(pair, judge, held_out) if judge is not None else {}
-            self.finish(output_dir, pair, {"step": step, "total_steps": total, "pairs": len(pairs),
-                                           "held_out": len(held_out), **final_progress})
-        distributed.barrier()
-        return output_dir / "final"
+        final_progress = self._progress(pair, judge, held_out) if judge is not None and self.is_main else {}
+        return self.finish(output_dir, pair, {"step": step, "total_steps": total, "pairs": len(pairs),
+                                              "held_out": len(held_out), **final_progress})
 
     def config_fingerprint(self) -> dict[str, Any]:
         return {k: v for k, v in super().config_fingerprint().items()
@@ -260,12 +247,11 @@ class SwirlTrainer(CheckpointedTrainer):
         return [t.action for t in transitions]
 
     def prepare_models(self, pair: WorldModelPair) -> None:
-        """Gradient checkpointing if asked, and DDP wrappers (gradients averaged in backward) for the trained
-        models: `self.ddp[key]` is the model itself in a single process."""
+        """Gradient checkpointing if asked, then the base's `accelerator.prepare`."""
         for key in self.optimizers:
             if self.config.gradient_checkpointing:  # applies in train mode only: sampling keeps its KV cache
                 core_model(pair.unique_models()[key]).gradient_checkpointing_enable({"use_reentrant": False})
-        self.ddp = {key: distributed.wrap(core_model(pair.unique_models()[key])) for key in self.optimizers}
+        super().prepare_models(pair)
 
     # ------------------------------------------------------------------ schedule pieces
 
@@ -401,7 +387,7 @@ class SwirlTrainer(CheckpointedTrainer):
                                           normalize=c.reward_normalize, batch_size=c.sample_batch_size)
         truth = pair.score_next_states(xs, zs, ys, batch_size=c.sample_batch_size)
         metrics = self._update(pair, "fwm", gen.prompt_ids, gen.completion_ids, rewards, group)
-        metrics["logp_truth"] = truth.mean().item()  # log P(y | x, z): the FWM on the real next state
+        metrics["logp_truth"] = self.accelerator.gather(truth).mean().item()  # log P(y | x, z) of the real y
         return metrics
 
     def _phase2(self, pair: WorldModelPair, batch: list[tuple[int, Any, Any]]) -> dict[str, Any]:
@@ -424,18 +410,23 @@ class SwirlTrainer(CheckpointedTrainer):
         c = self.config
         key = "shared" if pair.shared else role
         rewards = raw_rewards.float().clamp(min=c.reward_min)
-        grouped = rewards.view(-1, group)
+        # the figures of the global batch: every process's rewards and lengths (this one's groups alone otherwise)
+        lengths = torch.tensor([len(x) for x in completions], dtype=torch.float32, device=rewards.device)
+        raw_all, lengths = self.accelerator.gather((raw_rewards.float(), lengths))
+        all_rewards = raw_all.clamp(min=c.reward_min)
+        grouped = all_rewards.view(-1, group)
         spread = grouped.max(1).values - grouped.min(1).values
-        summary = {"reward/mean": rewards.mean().item(),
-                   "reward/std": rewards.std().item() if len(rewards) > 1 else 0.0,
-                   "reward/raw_mean": raw_rewards.float().mean().item(),
+        summary = {"reward/mean": all_rewards.mean().item(),
+                   "reward/std": all_rewards.std().item() if len(all_rewards) > 1 else 0.0,
+                   "reward/raw_mean": raw_all.mean().item(),
                    "frac_reward_zero_std": (grouped.std(1) < 1e-6).float().mean().item() if group > 1 else 1.0,
                    # groups whose rewards barely differ give (almost) no gradient: count them
                    "reward/group_spread": spread.mean().item(), "groups_flat": int((spread < c.flat_spread).sum()),
-                   "completion_length": float(np.mean([len(x) for x in completions]))}
+                   "completion_length": lengths.mean().item()}
+        world = self.accelerator.num_processes
         if c.reward_shuffle:  # the control: each group keeps its values, their link to the samples is cut
             rewards = shuffle_within_groups(rewards, group, self.generator)  # checkpointed: resumes exactly
-        if c.drop_flat_groups and distributed.world_size() == 1:  # dynamic sampling, without refilling
+        if c.drop_flat_groups and world == 1:  # dynamic sampling, without refilling
             keep = (spread >= c.flat_spread).tolist()
             if not any(keep):
                 return {**summary, "groups_used": 0, "lr": self.schedulers[key].get_last_lr()[0]}
@@ -444,9 +435,9 @@ class SwirlTrainer(CheckpointedTrainer):
             rewards, summary["groups_used"] = rewards[rows], sum(keep)
         beta = c.idm_beta if role == "idm" and c.idm_beta is not None else c.beta
         clip = c.idm_max_grad_norm if role == "idm" and c.idm_max_grad_norm is not None else None
-        if c.advantage_scale == "batch" and distributed.world_size() > 1:  # the batch std spans all processes
-            start = distributed.rank() * len(rewards)
-            advantages = group_advantages(distributed.gather(rewards), group, "batch")[start:start + len(rewards)]
+        if c.advantage_scale == "batch" and world > 1:  # the batch std spans all processes
+            start = self.accelerator.process_index * len(rewards)
+            advantages = group_advantages(self.accelerator.gather(rewards), group, "batch")[start:start + len(rewards)]
         else:  # a group lives on one process
             advantages = group_advantages(rewards, group, c.advantage_scale)
         loss_type, normalisers = self._loss_normalisers(completions)
@@ -467,16 +458,19 @@ class SwirlTrainer(CheckpointedTrainer):
         model.train()
         logs: dict[str, float] = {}
         for update in range(c.updates_per_batch):
-            logp, mask = completion_logprobs(self.ddp.get(key, model), prompts, completions, pad)
+            logp, mask = completion_logprobs(self.trained.get(key, model), prompts, completions, pad)
             if update == 0:
                 ref_logp = logp.detach() if ref_is_policy else ref_logp
                 old_logp = logp.detach() if old_is_first else old_logp
             loss, figures = grpo_loss(logp, old_logp, ref_logp, advantages.to(device), mask, loss_type=loss_type,
                                       beta=beta, epsilon_low=c.epsilon_low, epsilon_high=c.epsilon_high,
                                       **normalisers)
-            loss.backward()
+            self.accelerator.backward(loss)
             grad_norm = self.step_optimizer(key, model, max_grad_norm=clip)
-            logs = {"loss": loss.item(), "grad_norm": grad_norm, **{k: float(v) for k, v in figures.items()}}
+            # each process's loss is its share of the global one; the figures are means over the processes
+            shown = torch.tensor([loss.item(), *map(float, figures.values())], dtype=torch.float32, device=device)
+            shown = self.accelerator.reduce(shown, "mean").tolist()
+            logs = {"loss": shown[0], "grad_norm": grad_norm, **dict(zip(figures, shown[1:], strict=True))}
         return {**summary, "lr": self.schedulers[key].get_last_lr()[0], **logs}
 
 
@@ -486,11 +480,13 @@ class SwirlTrainer(CheckpointedTrainer):
         Each process holds the same number of sequences, so "grpo" (a mean of sequence means) needs nothing;
         token-mean losses divide by the global token count over the processes, and dr_grpo by the global width.
         """
-        world = distributed.world_size()
+        world = self.accelerator.num_processes
         if world == 1:
             return self.config.loss_type, {}
-        tokens = distributed.all_sum(sum(len(x) for x in completions))
-        width = distributed.all_max(max([1, *(len(x) for x in completions)]))
+        local = torch.tensor([sum(len(x) for x in completions), max([1, *(len(x) for x in completions)])],
+                             dtype=torch.float32, device=self.device)
+        counts = self.accelerator.gather(local[None]).view(world, 2)
+        tokens, width = counts[:, 0].sum().item(), counts[:, 1].max().item()
         loss_type = "dapo" if self.config.loss_type == "bnpo" else self.config.loss_type  # same, counted globally
         return loss_type, {"num_items": tokens / world, "max_completion_length": int(width)}
 

@@ -1,8 +1,15 @@
 """The trainer base every built-in trainer (and any plugin that wants it) derives from: data intake, model
-setup (presets, LoRA), AdamW and LR schedules per distinct set of weights, atomic checkpoints and resume.
+setup (presets, LoRA), AdamW and LR schedules per distinct set of weights, atomic checkpoints and resume,
+and one `accelerate.Accelerator` that runs it all in one or several processes.
 
 A resumed run is bit-identical to an uninterrupted one: checkpoints (swirl_core.checkpoint) hold the pair,
 optimiser, scheduler and RNG state, and a run refuses to resume from a checkpoint of another config.
+
+Several processes (`accelerate launch`, torchrun) are data parallel over one global batch: `batch_size` is
+the batch of an optimiser step whatever the number of processes; each process takes its contiguous share
+(`shard`), the trained models are `accelerator.prepare`d (DDP averages their gradients) and the losses are
+normalised by global counts, so that N processes end where one would, up to float rounding. The main
+process alone writes (checkpoints, the final pair, metrics.jsonl, trackers); the others wait for it.
 """
 
 from __future__ import annotations
@@ -14,7 +21,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+from accelerate.utils import gather_object
 
 from swirl_envs.errors import SwirlError
 from swirl_envs.fileio import atomic_directory
@@ -30,15 +41,31 @@ from .checkpoint import (
 )
 from .config import to_dict
 from .logging import check_trackers
+from .lora import core_model
 from .models import DTYPES, WorldModelPair, build_tiny_pair
 
 # Config fields that may differ between a killed run and its resumption without changing the result.
 RESUME_NEUTRAL = ("progress", "save_steps", "save_total_limit", "log_steps", "device", "report_to")
 # Fields added after runs were saved: left out of the fingerprint at their default, so those runs still resume
 # (a non-default value changes what is sampled, so it must match).
-LATER_FIELD_DEFAULTS = {"generation_backend": "fast"}
+LATER_FIELD_DEFAULTS = {"generation_backend": "fast", "mixed_precision": "no"}
 EXIT_AFTER_STEP_ENV = "SWIRL_EXIT_AFTER_STEP"  # testing hook: die right after this optimiser step
 SIMULATED_CRASH_EXIT_CODE = 86  # distinct from 1, which an ordinary traceback also gives
+
+
+def make_accelerator(device: str, mixed_precision: str = "no") -> Accelerator:
+    """The Accelerator of a run on `device`: gloo on CPU, accelerate's choice (nccl on NVIDIA GPUs) otherwise.
+
+    Models are placed by the trainer (`device_placement=False`), so that "cuda:1" in one process stays there.
+    """
+    cpu = torch.device(device).type == "cpu"
+    state = AcceleratorState._shared_state
+    # accelerate keeps one state per process and refuses new settings; one plain process may run trainers of
+    # different devices or precisions in turn (tests, experiments), so it starts afresh for them.
+    if state and state.get("num_processes", 1) == 1 and (
+            state.get("_mixed_precision") != mixed_precision or (state["device"].type == "cpu") != cpu):
+        AcceleratorState._reset_state(reset_partial_state=True)
+    return Accelerator(cpu=cpu, mixed_precision=mixed_precision, device_placement=False)
 
 
 class CheckpointedTrainer:
@@ -46,6 +73,8 @@ class CheckpointedTrainer:
 
     Subclasses set `config_class` and `name` and implement `train`. Protocol (see swirl_core.registry):
     `Trainer(config).train(transitions_or_benchmark, output_dir, init=None) -> Path` of the final pair.
+    A train step: `make_optimizers`, `prepare_models`, then per step the loss on `shard(global batch)` through
+    `self.trained[key]`, `self.accelerator.backward(loss)` and `step_optimizer`.
     """
 
     name: str = "trainer"
@@ -53,11 +82,32 @@ class CheckpointedTrainer:
 
     def __init__(self, config: Any = None):
         self.config = config if config is not None else self.config_class()
-        check_trackers(self.config.report_to)  # a missing tracker package fails here, before any data or model
-        # on the training device: torch.multinomial samples there with this generator
-        self.generator = torch.Generator(device=torch.device(self.config.device)).manual_seed(self.config.seed)
+        c = self.config
+        check_trackers(c.report_to)  # a missing tracker package fails here, before any data or model
+        launched = os.environ.get("ACCELERATE_MIXED_PRECISION")  # what `accelerate launch` was told
+        if launched and launched != c.mixed_precision:  # the config decides (its fingerprint records it)
+            raise SwirlError(f"accelerate launch asks for mixed precision {launched} but the config has "
+                             f"{c.mixed_precision}: pass --set mixed_precision={launched} (or launch with it)")
+        self.accelerator = make_accelerator(c.device, c.mixed_precision)  # joins the launcher's process group
+        asked = torch.device(c.device)
+        # "cuda" is this process's own GPU under a launcher; an explicit index ("cuda:1") is kept
+        self.device = asked if asked.index is not None or asked.type != self.accelerator.device.type \
+            else self.accelerator.device
+        self.is_main = self.accelerator.is_main_process
+        # on the training device: torch.multinomial samples there with this generator; every process draws
+        # its own samples (for its own groups), process 0 the stream of a one-process run
+        rank = self.accelerator.process_index
+        seed = c.seed if rank == 0 else int(np.random.SeedSequence([c.seed, rank]).generate_state(1)[0])
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR] = {}
+        self.trained: dict[str, torch.nn.Module] = {}  # per optimiser key: the model to run training forwards on
+
+    def shard(self, items: list) -> list:
+        """This process's contiguous share of a global batch (accelerate's split: when the batch does not
+        divide, the first processes take one more)."""
+        with self.accelerator.split_between_processes(list(items)) as mine:
+            return list(mine)
 
     # ------------------------------------------------------------------ inputs
 
@@ -83,7 +133,7 @@ class CheckpointedTrainer:
         if c.lora.enabled:  # a pair that already has adapters (e.g. an SFT LoRA init) keeps training them
             pair.add_adapters(c.lora, seed=c.seed)
         pair.generation_backend = c.generation_backend
-        return pair.to(c.device)
+        return pair.to(self.device)
 
     # ------------------------------------------------------------------ optimisation
 
@@ -117,12 +167,23 @@ class CheckpointedTrainer:
 
         return factor
 
+    def prepare_models(self, pair) -> None:
+        """Each trained model and its optimiser through `accelerator.prepare`: DDP (gradients averaged in
+        backward) under several processes, the mixed-precision autocast. `self.trained[key]` is the model to run
+        training forwards on; sampling and scoring use the pair's own modules, which share its weights."""
+        for key in self.optimizers:
+            model = core_model(pair.unique_models()[key])  # peft's LoRA layers live inside the causal LM
+            self.trained[key], self.optimizers[key] = self.accelerator.prepare(model, self.optimizers[key])
+
     def step_optimizer(self, key: str, model: torch.nn.Module, max_grad_norm: float | None = None) -> float:
         clip = self.config.max_grad_norm if max_grad_norm is None else max_grad_norm
-        grad_norm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], clip)
-        self.optimizers[key].step()
-        self.schedulers[key].step()
-        self.optimizers[key].zero_grad(set_to_none=True)
+        grad_norm = self.accelerator.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], clip)
+        optimizer = self.optimizers[key]
+        optimizer.step()
+        # the schedule follows the steps taken (fp16: a step with inf gradients is skipped)
+        if not getattr(optimizer, "step_was_skipped", False):
+            self.schedulers[key].step()
+        optimizer.zero_grad(set_to_none=True)
         return float(grad_norm)
 
     # ------------------------------------------------------------------ checkpoints
@@ -135,19 +196,27 @@ class CheckpointedTrainer:
                         extra: Any = None) -> Path:
         """checkpoint-<step>/: the pair, optimiser + scheduler + RNG state and trainer_state.json, atomically.
 
-        `extra(folder)` may write more (a reference model, cached pseudo-labels).
+        Every process calls it: each one's RNG state (CUDA's included) is kept, as rng.pt (process 0) and
+        rng-<i>.pt; the main process writes and the others wait. `extra(folder)` may write more (a reference
+        model, cached pseudo-labels).
         """
         folder = output_dir / f"checkpoint-{step:06d}"
-        with atomic_directory(folder) as tmp:
-            pair.save_into(tmp)
-            torch.save({k: o.state_dict() for k, o in self.optimizers.items()}, tmp / "optimizer.pt")
-            torch.save({k: s.state_dict() for k, s in self.schedulers.items()}, tmp / "scheduler.pt")
-            torch.save(rng_state(self.generator), tmp / "rng.pt")
-            if extra is not None:
-                extra(tmp)
-            full = {"trainer": self.name, "step": step, "config": self.config_fingerprint(), **state}
-            (tmp / STATE_FILE).write_text(json.dumps(full, indent=2, sort_keys=True, default=str))
-        prune_checkpoints(output_dir, self.config.save_total_limit)
+        rngs = gather_object([rng_state(self.generator)])
+        if self.is_main:
+            with atomic_directory(folder) as tmp:
+                pair.save_into(tmp)
+                torch.save({k: o.state_dict() for k, o in self.optimizers.items()}, tmp / "optimizer.pt")
+                torch.save({k: s.state_dict() for k, s in self.schedulers.items()}, tmp / "scheduler.pt")
+                for rank, rng in enumerate(rngs):
+                    torch.save(rng, tmp / (f"rng-{rank}.pt" if rank else "rng.pt"))
+                if self.accelerator.scaler is not None:  # fp16's loss scale
+                    torch.save(self.accelerator.scaler.state_dict(), tmp / "scaler.pt")
+                if extra is not None:
+                    extra(tmp)
+                full = {"trainer": self.name, "step": step, "config": self.config_fingerprint(), **state}
+                (tmp / STATE_FILE).write_text(json.dumps(full, indent=2, sort_keys=True, default=str))
+            prune_checkpoints(output_dir, self.config.save_total_limit)
+        self.accelerator.wait_for_everyone()
         return folder
 
     def resume_point(self, output_dir: Path) -> Path | None:
@@ -168,14 +237,24 @@ class CheckpointedTrainer:
             self.optimizers[key].load_state_dict(sd)
         for key, sd in torch_load(folder / "scheduler.pt").items():
             self.schedulers[key].load_state_dict(sd)
-        set_rng_state(torch_load(folder / "rng.pt"), self.generator)
+        if self.accelerator.scaler is not None and (folder / "scaler.pt").is_file():
+            self.accelerator.scaler.load_state_dict(torch_load(folder / "scaler.pt"))
+        rank = self.accelerator.process_index
+        own = folder / f"rng-{rank}.pt"
+        if rank and own.is_file():
+            set_rng_state(torch_load(own), self.generator)
+        else:  # a checkpoint of fewer processes: this one keeps its own sampling stream
+            set_rng_state(torch_load(folder / "rng.pt"), self.generator if rank == 0 else None)
 
     def finish(self, output_dir: Path, pair, state: dict[str, Any]) -> Path:
+        """final/: the trained pair and trainer_state.json (the main process writes, every process returns it)."""
         final = output_dir / "final"
-        with atomic_directory(final) as tmp:
-            pair.save_into(tmp)
-            full = {"trainer": self.name, "config": self.config_fingerprint(), "complete": True, **state}
-            (tmp / STATE_FILE).write_text(json.dumps(full, indent=2, sort_keys=True, default=str))
+        if self.is_main:
+            with atomic_directory(final) as tmp:
+                pair.save_into(tmp)
+                full = {"trainer": self.name, "config": self.config_fingerprint(), "complete": True, **state}
+                (tmp / STATE_FILE).write_text(json.dumps(full, indent=2, sort_keys=True, default=str))
+        self.accelerator.wait_for_everyone()
         return final
 
     def finished(self, output_dir: Path) -> Path | None:
