@@ -27,6 +27,7 @@ import shutil
 import subprocess
 from collections import OrderedDict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -41,6 +42,11 @@ SPLIT_VARIATIONS = {"train": "get_variations_train", "validation": "get_variatio
 CACHE_FORMAT = "swirl-scienceworld-cache/1"
 MIN_JAVA = 11
 EPISODE_MEMORY = 256  # episodes an env keeps to replay without the simulator
+# The simulator lists a room's contents (and numbers ambiguous objects) in hash-set order, and its objects hash
+# by identity. HotSpot draws identity hashes from per-thread generators, so that order changed with every episode
+# the JVM had played before and with the machine's CPU count (a second pass over a split gave other data). A
+# constant identity hash leaves insertion order, which each load() rebuilds the same way.
+JVM_OPTIONS = "-XX:+UnlockExperimentalVMOptions -XX:hashCode=2"
 
 
 @dataclass(frozen=True)
@@ -201,7 +207,8 @@ class ScienceWorld(Benchmark):
 
             # The step limit is ours to enforce (rollout_length, max_gold_steps): the package's default of
             # 100 moves would cut long gold sequences short.
-            self._env = ScienceWorldEnv("", envStepLimit=1 << 30)
+            with _java_tool_options(JVM_OPTIONS):  # ScienceWorldEnv takes no JVM options of its own
+                self._env = ScienceWorldEnv("", envStepLimit=1 << 30)
         return self._env
 
     def close(self) -> None:
@@ -371,6 +378,20 @@ def read_cache(path: Path, header: dict[str, Any]) -> Iterator[Transition]:
                                     field=key)
             yield Transition(row["state"], row["next_state"], row["action"], row["episode_id"], row["step"],
                              row["meta"])
+
+
+@contextmanager
+def _java_tool_options(options: str) -> Iterator[None]:
+    """JAVA_TOOL_OPTIONS (which every JVM reads at start) with `options` added, for the JVMs started inside."""
+    before = os.environ.get("JAVA_TOOL_OPTIONS")
+    os.environ["JAVA_TOOL_OPTIONS"] = f"{before} {options}" if before else options
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("JAVA_TOOL_OPTIONS", None)
+        else:
+            os.environ["JAVA_TOOL_OPTIONS"] = before
 
 
 def _package_version() -> str | None:
