@@ -223,3 +223,9 @@ def test_bf16_mixed_precision_runs_a_step_under_autocast(tmp_path):
 def test_mixed_precision_is_validated(value):
     with pytest.raises(SwirlError, match="mixed_precision"):  # fp16 needs a GPU; the default device is cpu
         apply_overrides(SFTConfig(), [f"mixed_precision={value}"])
+
+
+def test_a_launcher_asking_for_another_precision_stops_the_run(monkeypatch):
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")  # what `accelerate launch --mixed_precision bf16` sets
+    with pytest.raises(SwirlError, match="--set mixed_precision=bf16"):
+        SFTTrainer(apply_overrides(SFTConfig(), SMALL_SFT))
