@@ -182,12 +182,14 @@ def test_serve_wires_the_fwm_simulator(tmp_path, monkeypatch):
     seen = {}
     monkeypatch.setattr(server, "serve", lambda cache_dir, **kw: seen.update(cache_dir=cache_dir, **kw))
     assert cli.main(["serve", "--bench", "stabletoolbench", "--port", "0", "--cache-dir", str(tmp_path)]) == EXIT_OK
-    assert seen["simulator"] is None and seen["host"] == "127.0.0.1" and seen["port"] == 0
+    assert seen["load_simulator"] is None and seen["host"] == "127.0.0.1" and seen["port"] == 0
     assert seen["cache_dir"] == str(tmp_path) and not loaded
     assert cli.main(["serve", "--bench", "stabletoolbench", "--port", "9", "--cache-dir", str(tmp_path),
                      "--host", "0.0.0.0", "--model", "ckpt/stb"]) == EXIT_OK
-    assert loaded == ["ckpt/stb"] and seen["port"] == 9 and seen["host"] == "0.0.0.0"
-    response = seen["simulator"]({"category": "Data", "tool_name": "t", "api_name": "a", "function": "f",
+    assert not loaded and seen["port"] == 9 and seen["host"] == "0.0.0.0"  # loads once the port is bound
+    simulator = seen["load_simulator"]()
+    assert loaded == ["ckpt/stb"]
+    response = simulator({"category": "Data", "tool_name": "t", "api_name": "a", "function": "f",
                                   "tool_input": {"q": "x"}})
     assert "simulated" in json.dumps(response) and '\\"name\\": \\"f\\"' in json.dumps(response)
     assert cli.main(["serve", "--bench", "textphysics", "--port", "0", "--cache-dir", str(tmp_path)]) == EXIT_USAGE
