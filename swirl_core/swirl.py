@@ -35,11 +35,12 @@ from swirl_envs.errors import SwirlError
 
 from .checkpoint import read_state
 from .config import TrainerConfig
-from .grpo import deterministic, group_advantages, grpo_loss, same_policy, shuffle_within_groups
+from .grpo import deterministic, group_advantages, grpo_loss, shuffle_within_groups
 from .logging import MetricsLogger
 from .logprobs import completion_logprobs
 from .lora import core_model, load_trained_state, save_trained_state
 from .models import WorldModelPair, repeat_each
+from .reference import AdapterSnapshot, FrozenCopy, snapshot
 from .trainer import CheckpointedTrainer
 
 PHASE_NAMES = {"fwm": "phase1-fwm", "idm": "phase2-idm"}
@@ -190,7 +191,7 @@ class SwirlTrainer(CheckpointedTrainer):
         own = {role: sum(n for _, phase, n in schedule.blocks() if phase == role) for role in ("fwm", "idm")}
         self.make_optimizers(pair, c.phases(), {**own, "shared": total})
         self.prepare_models(pair)
-        self.refs: dict[str, torch.nn.Module] = {}
+        self.refs: dict[str, FrozenCopy | AdapterSnapshot] = {}
         self.judge: torch.nn.Module | None = None
         self.annotations: dict[str, Any] | None = None
         step = 0
@@ -228,7 +229,7 @@ class SwirlTrainer(CheckpointedTrainer):
                 if c.save_steps and step % c.save_steps == 0 and step < total:  # every process: it waits there
                     self.save_checkpoint(output_dir, step, pair, {"total_steps": total,
                                                                  "annotations": self.annotations},
-                                         extra=self._save_frozen_models)
+                                         extra=lambda folder: self._save_frozen_models(folder, pair))
                 self.maybe_exit(step)
         final_progress = self._progress(pair, judge, held_out) if judge is not None and self.is_main else {}
         return self.finish(output_dir, pair, {"step": step, "total_steps": total, "pairs": len(pairs),
@@ -258,7 +259,8 @@ class SwirlTrainer(CheckpointedTrainer):
     def _start_iteration(self, pair: WorldModelPair) -> None:
         """Snapshot the KL reference: each trained model as it is at the start of this iteration.
 
-        The first snapshot is a copy; later ones overwrite it in place (no new allocation every iteration).
+        The first snapshot allocates (a copy, or a LoRA model's adapters only: swirl_core.reference); later
+        ones overwrite it in place.
         """
         if not self.config.beta and not self.config.idm_beta:
             self.refs = {}
@@ -269,9 +271,9 @@ class SwirlTrainer(CheckpointedTrainer):
         for key in self.optimizers:
             model = pair.models["fwm" if key == "shared" else key]
             if key in self.refs:
-                self.refs[key].load_state_dict(model.state_dict())
+                self.refs[key].update(model)
             else:
-                self.refs[key] = copy.deepcopy(model).eval().requires_grad_(False)
+                self.refs[key] = snapshot(model)
 
     def _hold_out(self, pairs: list[Any]) -> tuple[list[Any], list[Any]]:
         """(held out, trained on): `progress_pairs` pairs chosen by the seed, kept out of training."""
@@ -320,25 +322,24 @@ class SwirlTrainer(CheckpointedTrainer):
         finally:
             pair.models = models
 
-    def _save_frozen_models(self, folder: Path) -> None:
-        self._save_refs(folder / "ref")
+    def _save_frozen_models(self, folder: Path, pair: WorldModelPair) -> None:
+        self._save_refs(folder / "ref", pair)
         if self.judge is not None:
             save_trained_state(self.judge, str(folder / JUDGE_FILE))
 
-    def _save_refs(self, folder: Path) -> None:
+    def _save_refs(self, folder: Path, pair: WorldModelPair) -> None:
         if not self.refs:
             return
         folder.mkdir(parents=True, exist_ok=True)
         for key, ref in self.refs.items():
-            save_trained_state(ref, str(folder / f"{key}.safetensors"))
+            ref.save(folder / f"{key}.safetensors", pair.models["fwm" if key == "shared" else key])
 
     def _load_refs(self, pair: WorldModelPair, folder: Path) -> None:
         self.refs = {}
         for key in self.optimizers:
-            ref = copy.deepcopy(pair.models["fwm" if key == "shared" else key]).eval()
-            load_trained_state(ref, str(folder / f"{key}.safetensors"))
-            ref.requires_grad_(False)
-            self.refs[key] = ref
+            model = pair.models["fwm" if key == "shared" else key]
+            self.refs[key] = snapshot(model)
+            self.refs[key].load(folder / f"{key}.safetensors", model)
 
     def _annotate(self, pair: WorldModelPair, pairs: list[tuple[Any, Any]], iteration: int) -> None:
         """Greedy IDM labels for every (x, y), kept where their mean token log-prob clears the bar."""
@@ -446,12 +447,13 @@ class SwirlTrainer(CheckpointedTrainer):
         # Right after a KL snapshot the reference still is the policy, and before the first update the policy
         # is the sampler: their log-probs are then the first training forward's, detached (a forward saved).
         ref = self.refs.get(key) if beta else None
-        ref_is_policy = ref is not None and same_policy(ref, model)
+        ref_is_policy = ref is not None and ref.is_policy(model)
         old_is_first = c.updates_per_batch > 1 and deterministic(model)
         with torch.no_grad():
             ref_logp = None
             if ref is not None and not ref_is_policy:
-                ref_logp, _ = completion_logprobs(ref, prompts, completions, pad)
+                with ref.applied(model) as reference:
+                    ref_logp, _ = completion_logprobs(reference, prompts, completions, pad)
             old_logp = None
             if c.updates_per_batch > 1 and not old_is_first:
                 old_logp, _ = completion_logprobs(model, prompts, completions, pad)

@@ -60,7 +60,8 @@ def warm_shared(tmp_path_factory):
 
 
 def weights(folder):
-    return {p.parent.name: load_file(p) for p in sorted(Path(folder).glob("*/model.safetensors"))}
+    files = sorted([*Path(folder).glob("*/model.safetensors"), *Path(folder).glob("*/adapter_model.safetensors")])
+    return {p.parent.name: load_file(p) for p in files}
 
 
 def same(a, b):
@@ -113,13 +114,15 @@ CONTROLS = {"random-reward": ["reward_shuffle=true"], "oracle-z": ["latent_actio
             "strong-judge": ["judge_idm={judge}"]}
 
 
-@pytest.mark.parametrize("variant", ["separate-sample", "shared-annotate", *CONTROLS])
+@pytest.mark.parametrize("variant", ["separate-sample", "shared-annotate", "lora", *CONTROLS])
 def test_killed_swirl_run_resumes_to_the_same_weights(tmp_path, variant, warm, warm_shared):
     init = warm_shared if variant == "shared-annotate" else warm
     overrides = [*RL, "save_steps=3", "save_total_limit=1"]
     if variant == "shared-annotate":
         overrides += ["shared=true", "latent_action=annotate", "annotate_min_logprob=-5"]
     overrides += [o.format(judge=warm_shared) for o in CONTROLS.get(variant, [])]
+    if variant == "lora":  # its KL reference is an adapter snapshot (swirl_core.reference), saved mid-iteration
+        overrides += ["lora.enabled=true", "lora.r=4", "lora.alpha=8"]
     labelled = "labelled" if variant == "oracle-z" else "state-only"
     script = tmp_path / "runner.py"
     script.write_text(RUNNER)
@@ -137,7 +140,8 @@ def test_killed_swirl_run_resumes_to_the_same_weights(tmp_path, variant, warm, w
     resumed = SwirlTrainer(config).train(data, killed, init=init)
     straight = SwirlTrainer(config).train(data, tmp_path / "straight", init=init)
     a, b = weights(resumed), weights(straight)
-    assert sorted(a) == (["shared"] if variant == "shared-annotate" else ["fwm", "idm"])
+    trained = sorted(role for role in a if not role.startswith("base-"))  # LoRA pairs keep their bases beside
+    assert trained == (["shared"] if variant == "shared-annotate" else ["fwm", "idm"])
     assert all(same(a[role], b[role]) for role in a)
     assert [r["reward/mean"] for r in read_metrics(killed)] == [r["reward/mean"] for r in read_metrics(tmp_path / "straight")]
 
