@@ -23,13 +23,14 @@ EXPERIMENT_MODEL = "tiny-experiment"  # model of evals.experiments' rows; `swirl
 def row_model(summary: dict[str, Any], method: str) -> str:
     """The model column of a method's row: tiny runs keep EXPERIMENT_MODEL (their rows stay as they were), a
     pretrained preset is named with `+lora` when the method trained adapters (the default; --set
-    METHOD.lora.enabled=false trains every weight)."""
+    METHOD.lora.enabled=false trains every weight), and `-experiment`, so that the study's rows never
+    replace the embedded defaults' CI rows of the same base model (`smollm2-135m+lora`)."""
     model = summary.get("model", "tiny")
     if model == "tiny":
         return EXPERIMENT_MODEL
     lora = summary["overrides"].get(method, {}).get("lora.enabled",
                                                     summary.get("model_fields", {}).get("lora", {}).get("enabled"))
-    return f"{model}+lora" if lora else model
+    return f"{model}+lora-experiment" if lora else f"{model}-experiment"
 
 
 def mean_se(values: list[float]) -> tuple[float, float | None]:

@@ -265,7 +265,9 @@ def test_smollm2_run_has_its_own_folder_rows_copy_baseline_and_compute(tmp_path,
     monkeypatch.setattr(experiments, "evaluate_method", fake_evaluate)
     board = tmp_path / "textweb.json"
     shutil.copy(Path(__file__).parents[1] / "leaderboards" / "textweb.json", board)
-    tiny_rows = json.loads(board.read_text())["rows"]
+    tiny_rows = [r for r in json.loads(board.read_text())["rows"] if r["model"] == experiment_results.EXPERIMENT_MODEL]
+    default_rows = [r for r in json.loads(board.read_text())["rows"] if r["model"] == "smollm2-135m+lora"]
+    assert tiny_rows and default_rows
     argv = ["--env", "textweb", "--model", "smollm2-135m", "--seeds", "0", "1", "--methods", "sft,swirl",
             "--output", str(tmp_path / "runs"), "--leaderboard", str(board)]
     assert experiments.main(argv) == 0
@@ -286,7 +288,8 @@ def test_smollm2_run_has_its_own_folder_rows_copy_baseline_and_compute(tmp_path,
 
     rows = json.loads(board.read_text())["rows"]
     assert [r for r in rows if r["model"] == experiment_results.EXPERIMENT_MODEL] == tiny_rows  # untouched
-    mine = [r for r in rows if r["model"] == "smollm2-135m+lora"]
+    assert [r for r in rows if r["model"] == "smollm2-135m+lora"] == default_rows  # the defaults' CI rows stay
+    mine = [r for r in rows if r["model"] == "smollm2-135m+lora-experiment"]
     assert [r["method"] for r in mine] == ["sft", "swirl"]
     assert mine[1]["command"] == ("python -m evals.experiments --env textweb --model smollm2-135m --seeds 0 1 "
                                   "--methods swirl")
