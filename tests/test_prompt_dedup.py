@@ -100,6 +100,7 @@ def test_update_reuses_the_first_forward_for_a_fresh_reference_and_old_logprobs(
     the gradients, weights and logged figures are those of the explicit forwards."""
     from swirl_core import SwirlConfig, SwirlTrainer
     from swirl_core import grpo as grpo_module
+    from swirl_core import reference as reference_module
     from swirl_core import swirl as swirl_module
 
     xs, ys = ["block A: x=1.0", "block B: x=2.0 v=0.0"], ["block A: x=2.0", "block B: x=2.0"]
@@ -118,7 +119,8 @@ def test_update_reuses_the_first_forward_for_a_fresh_reference_and_old_logprobs(
         monkeypatch.setattr(swirl_module, "completion_logprobs",
                             lambda *a, seen=forwards, **k: seen.append(torch.is_grad_enabled()) or
                             completion_logprobs(*a, **k))
-        monkeypatch.setattr(swirl_module, "same_policy", grpo_module.same_policy if reuse else lambda a, b: False)
+        if not reuse:  # the reference never counts as the policy: its own forward every time
+            monkeypatch.setattr(reference_module.FrozenCopy, "is_policy", lambda self, model: False)
         monkeypatch.setattr(swirl_module, "deterministic", grpo_module.deterministic if reuse else lambda m: False)
         metrics = [trainer._update(pair, "idm", gen.prompt_ids, gen.completion_ids, rewards, 3) for _ in range(2)]
         runs.append((forwards, metrics, {k: v.clone() for k, v in pair.idm.state_dict().items()}))
