@@ -96,11 +96,11 @@ def lora_settings():
 def param_counts(model) -> dict[str, int]:
     """Parameters by what a token costs: `body` (every token), `head` (the LM head: only the positions whose
     logits are taken, completions here) and `adapter` (LoRA). The input embedding is a lookup: no FLOPs."""
-    from swirl_core.lora import core_model
+    from swirl_core.lora import adapter_parameters, core_model
 
     core = core_model(model)
     emb_in, head = core.get_input_embeddings().weight, core.get_output_embeddings().weight
-    adapter = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
+    adapter = sum(p.numel() for _, p in adapter_parameters(model))
     total = sum(p.numel() for p in model.parameters())  # unique tensors: a tied head counts once
     head_n = head.numel()
     return {"body": total - emb_in.numel() - (0 if head is emb_in else head_n) - adapter, "head": head_n,

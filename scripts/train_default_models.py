@@ -56,7 +56,7 @@ from swirl_core.config import to_dict
 from swirl_core.defaults import MANIFEST, checkpoint_files, weights_sha256
 from swirl_core.image_codec import psnr, rgb_array
 from swirl_core.logging import read_metrics
-from swirl_core.lora import LoraSettings, is_adapter
+from swirl_core.lora import LoraSettings, adapter_parameters, is_adapter
 from swirl_core.models import WorldModelPair, build_tiny_pair, count_parameters
 from swirl_core.presets import base_model_sha256
 from swirl_core.sft import SFTConfig, SFTTrainer
@@ -129,7 +129,7 @@ def ship(final: Path, dest: Path, dtype: torch.dtype, manifest: dict[str, Any]) 
     previous = json.loads((dest / MANIFEST).read_text()) if (dest / MANIFEST).is_file() else {}
     pair = WorldModelPair.load(final)
     parameters = {role: count_parameters(pair.models[role]) for role in ("fwm", "idm")}
-    adapters = {role: sum(p.numel() for n, p in pair.models[role].named_parameters() if "lora_" in n)
+    adapters = {role: sum(p.numel() for _, p in adapter_parameters(pair.models[role]))
                 for role in ("fwm", "idm") if is_adapter(pair.models[role])}
     for model in pair.unique_models().values():
         model.to(dtype)  # adapters: only the adapter tensors are written, in this dtype

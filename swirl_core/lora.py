@@ -95,10 +95,15 @@ def load_trained_state(model: torch.nn.Module, path: str) -> None:
         load_model(model, path)
 
 
+def adapter_parameters(model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
+    """(name, parameter) of every LoRA adapter weight in the model ([] without adapters)."""
+    return [(name, p) for name, p in model.named_parameters() if "lora_" in name]
+
+
 def describe_adapters(model: torch.nn.Module) -> dict[str, Any] | None:
     if not is_adapter(model):
         return None
     config = model.peft_config[model.active_adapter]
-    trainable = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
+    trainable = sum(p.numel() for _, p in adapter_parameters(model))
     return {"type": "lora", "r": config.r, "alpha": config.lora_alpha,
             "target_modules": sorted(config.target_modules), "adapter_parameters": trainable}

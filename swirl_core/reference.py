@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from .grpo import deterministic, same_policy
-from .lora import is_adapter, load_trained_state, save_trained_state
+from .lora import adapter_parameters, is_adapter, load_trained_state, save_trained_state
 
 
 class FrozenCopy:
@@ -46,20 +46,20 @@ class AdapterSnapshot:
     """A LoRA model's adapter weights at the snapshot; the base weights are the policy's own."""
 
     def __init__(self, model: torch.nn.Module):
-        self.weights = {name: p.detach().clone() for name, p in _adapter_weights(model)}
+        self.weights = {name: p.detach().clone() for name, p in adapter_parameters(model)}
 
     def update(self, model: torch.nn.Module) -> None:
         with torch.no_grad():
-            for name, p in _adapter_weights(model):
+            for name, p in adapter_parameters(model):
                 self.weights[name].copy_(p)
 
     def is_policy(self, model: torch.nn.Module) -> bool:
-        return deterministic(model) and all(torch.equal(self.weights[n], p) for n, p in _adapter_weights(model))
+        return deterministic(model) and all(torch.equal(self.weights[n], p) for n, p in adapter_parameters(model))
 
     @contextlib.contextmanager
     def applied(self, model: torch.nn.Module) -> Iterator[torch.nn.Module]:
         """The policy itself, wearing the snapshot's adapters and in eval mode, until the block ends."""
-        own = dict(_adapter_weights(model))
+        own = dict(adapter_parameters(model))
         saved = {name: p.detach().clone() for name, p in own.items()}
         training = model.training
         try:
@@ -79,16 +79,12 @@ class AdapterSnapshot:
             save_trained_state(model, str(path))
 
     def load(self, path: Path, model: torch.nn.Module) -> None:
-        own = {name: p.detach().clone() for name, p in _adapter_weights(model)}
+        own = {name: p.detach().clone() for name, p in adapter_parameters(model)}
         load_trained_state(model, str(path))
         self.update(model)
         with torch.no_grad():
-            for name, p in _adapter_weights(model):
+            for name, p in adapter_parameters(model):
                 p.copy_(own[name])
-
-
-def _adapter_weights(model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
-    return [(name, p) for name, p in model.named_parameters() if "lora_" in name]
 
 
 def snapshot(model: torch.nn.Module) -> FrozenCopy | AdapterSnapshot:
