@@ -53,6 +53,8 @@ class TrainerConfig:
     warmup_steps: int = 0  # linear learning-rate warm-up
     lr_scheduler: str = "constant"  # "constant" | "linear" | "cosine" (decay to 0 at the last step), after warmup
     batch_size: int = 8  # examples (SFT) or groups (SWIRL) per optimiser step
+    micro_batch_size: int | None = None  # most sequences per training forward: a process's share of the batch
+    # runs in chunks whose gradients add up before the step (gradient accumulation); None = all at once
     split: str = "train"  # used when train() is given a Benchmark rather than transitions
     limit: int | None = None  # transitions taken from that split (required for unbounded simulator streams)
     device: str = "cpu"  # torch device the models train on (and sample with)
@@ -73,6 +75,8 @@ class TrainerConfig:
                              f"on {self.device}")
         if self.lr_scheduler not in ("constant", "linear", "cosine"):
             raise SwirlError(f"lr_scheduler must be constant, linear or cosine, got {self.lr_scheduler!r}")
+        if self.micro_batch_size is not None and self.micro_batch_size < 1:
+            raise SwirlError(f"micro_batch_size must be at least 1 (or None), got {self.micro_batch_size}")
         if not 0.0 <= self.keep_head < 1.0:
             raise SwirlError(f"keep_head must be in [0, 1), got {self.keep_head}")
         get_backend(self.generation_backend)

@@ -7,6 +7,7 @@ example, so no example can attend to another, and padding waste stays small with
 surgery that packing would need. The order is a pure function of (seed, epoch), so a resumed run
 sees exactly the batches the killed one would have. Under several processes each takes its share of every
 batch and divides by the batch's global target-token count, so the averaged gradient is one process's.
+With `micro_batch_size` a process's share runs in chunks under that same count (gradient accumulation).
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ def nll(model: torch.nn.Module, examples: list[Example], pad_id: int,
     logp, mask = completion_logprobs(model, [e[1] for e in examples], [e[2] for e in examples], pad_id)
     tokens = int(mask.sum())
     return -(logp.sum() / max(tokens if per is None else per, 1)), tokens
+
+
+def chunk_nll(model: torch.nn.Module, examples: list[Example], pad_id: int, per: float, weight: float):
+    """`chunk -> (loss, None)` for CheckpointedTrainer.accumulate: a slice's NLL over the whole batch's count."""
+    return lambda chunk: (nll(model, examples[chunk], pad_id, per=per)[0] * weight, None)
 
 
 def target_budget(pair: WorldModelPair, transitions: list[Transition], roles: tuple[str, ...], *,
@@ -160,10 +166,11 @@ class SFTTrainer(CheckpointedTrainer):
                     # DDP averages over processes: the sum over the global batch's tokens, times the processes
                     tokens = sum(len(e[2]) for e in batch)
                     mine = self.shard(batch)
-                    loss, _ = nll(model, mine or batch[:1], pad, per=tokens / world)
-                    if not mine:  # fewer examples than processes: a forward all the same, for DDP, weighing nothing
-                        loss = loss * 0.0
-                    self.accelerator.backward(loss)
+                    rows = mine or batch[:1]  # fewer examples than processes: a forward all the same, for DDP,
+                    weight = 1.0 if mine else 0.0  # weighing nothing
+                    parts = self.accumulate(model, self.micro_batches(len(rows)),
+                                            chunk_nll(model, rows, pad, tokens / world, weight))
+                    loss = sum(part for part, _ in parts)
                     metrics[f"grad_norm/{key}"] = self.step_optimizer(key, model)
                     metrics[f"loss/{key}"] = self.accelerator.reduce(loss.detach(), "mean").item()
                     metrics[f"tokens/{key}"] = tokens

@@ -441,56 +441,86 @@ class SwirlTrainer(CheckpointedTrainer):
             advantages = group_advantages(self.accelerator.gather(rewards), group, "batch")[start:start + len(rewards)]
         else:  # a group lives on one process
             advantages = group_advantages(rewards, group, c.advantage_scale)
-        loss_type, normalisers = self._loss_normalisers(completions)
         model, pad = pair.models[role], pair.tokenizers[role].pad_token_id
         device = pair.device
+        chunks = self.micro_batches(len(completions))
+        loss_type, normalisers, row_share = self._loss_normalisers(completions, chunked=len(chunks) > 1)
         # Right after a KL snapshot the reference still is the policy, and before the first update the policy
         # is the sampler: their log-probs are then the first training forward's, detached (a forward saved).
         ref = self.refs.get(key) if beta else None
         ref_is_policy = ref is not None and ref.is_policy(model)
         old_is_first = c.updates_per_batch > 1 and deterministic(model)
+        ref_logp: dict[int, torch.Tensor | None] = {}
+        old_logp: dict[int, torch.Tensor | None] = {}
         with torch.no_grad():
-            ref_logp = None
-            if ref is not None and not ref_is_policy:
-                with ref.applied(model) as reference:
-                    ref_logp, _ = completion_logprobs(reference, prompts, completions, pad)
-            old_logp = None
-            if c.updates_per_batch > 1 and not old_is_first:
-                old_logp, _ = completion_logprobs(model, prompts, completions, pad)
+            for rows in chunks:
+                ref_logp[rows.start] = old_logp[rows.start] = None
+                if ref is not None and not ref_is_policy:
+                    with ref.applied(model) as reference:
+                        ref_logp[rows.start], _ = completion_logprobs(reference, prompts[rows], completions[rows], pad)
+                if c.updates_per_batch > 1 and not old_is_first:
+                    old_logp[rows.start], _ = completion_logprobs(model, prompts[rows], completions[rows], pad)
         model.train()
+        trained = self.trained.get(key, model)
         logs: dict[str, float] = {}
         for update in range(c.updates_per_batch):
-            logp, mask = completion_logprobs(self.trained.get(key, model), prompts, completions, pad)
-            if update == 0:
-                ref_logp = logp.detach() if ref_is_policy else ref_logp
-                old_logp = logp.detach() if old_is_first else old_logp
-            loss, figures = grpo_loss(logp, old_logp, ref_logp, advantages.to(device), mask, loss_type=loss_type,
-                                      beta=beta, epsilon_low=c.epsilon_low, epsilon_high=c.epsilon_high,
-                                      **normalisers)
-            self.accelerator.backward(loss)
+            def loss_of(rows: slice, first: bool = update == 0):
+                logp, mask = completion_logprobs(trained, prompts[rows], completions[rows], pad)
+                if first and ref_is_policy:
+                    ref_logp[rows.start] = logp.detach()
+                if first and old_is_first:
+                    old_logp[rows.start] = logp.detach()
+                loss, figures = grpo_loss(logp, old_logp[rows.start], ref_logp[rows.start],
+                                          advantages[rows].to(device), mask, loss_type=loss_type, beta=beta,
+                                          epsilon_low=c.epsilon_low, epsilon_high=c.epsilon_high, **normalisers)
+                return loss * (row_share * len(completions[rows]) if row_share else 1.0), (figures, mask.sum())
+
+            parts = self.accumulate(trained, chunks, loss_of)
             grad_norm = self.step_optimizer(key, model, max_grad_norm=clip)
+            figures = merge_figures([extra for _, extra in parts])
             # each process's loss is its share of the global one; the figures are means over the processes
-            shown = torch.tensor([loss.item(), *map(float, figures.values())], dtype=torch.float32, device=device)
+            shown = torch.tensor([sum(float(loss) for loss, _ in parts), *map(float, figures.values())],
+                                 dtype=torch.float32, device=device)
             shown = self.accelerator.reduce(shown, "mean").tolist()
             logs = {"loss": shown[0], "grad_norm": grad_norm, **dict(zip(figures, shown[1:], strict=True))}
         return {**summary, "lr": self.schedulers[key].get_last_lr()[0], **logs}
 
+    def _loss_normalisers(self, completions: list[list[int]], chunked: bool) -> tuple[str, dict[str, Any], float]:
+        """Loss type, normalisers and per-row share under which the summed gradient of every micro-batch on
+        every process (DDP averages over processes) equals the one-forward, one-process loss's.
 
-    def _loss_normalisers(self, completions: list[list[int]]) -> tuple[str, dict[str, Any]]:
-        """Loss type and normalisers under which DDP's gradient average equals the one-process loss.
-
-        Each process holds the same number of sequences, so "grpo" (a mean of sequence means) needs nothing;
-        token-mean losses divide by the global token count over the processes, and dr_grpo by the global width.
+        Each process holds the same number of sequences, so with one chunk "grpo" (a mean of sequence means)
+        needs nothing; token-mean losses divide by the global token count over the processes, and dr_grpo by
+        the global width. Chunks of a sequence-averaged loss ("grpo", "dr_grpo") weigh their rows' share.
         """
         world = self.accelerator.num_processes
-        if world == 1:
-            return self.config.loss_type, {}
+        loss_type = self.config.loss_type
+        if world == 1 and not chunked:
+            return loss_type, {}, 0.0
         local = torch.tensor([sum(len(x) for x in completions), max([1, *(len(x) for x in completions)])],
                              dtype=torch.float32, device=self.device)
         counts = self.accelerator.gather(local[None]).view(world, 2)
         tokens, width = counts[:, 0].sum().item(), counts[:, 1].max().item()
-        loss_type = "dapo" if self.config.loss_type == "bnpo" else self.config.loss_type  # same, counted globally
-        return loss_type, {"num_items": tokens / world, "max_completion_length": int(width)}
+        row_share = 1.0 / len(completions) if chunked and loss_type in ("grpo", "dr_grpo") else 0.0
+        loss_type = "dapo" if loss_type == "bnpo" else loss_type  # the same, counted over the whole batch
+        return loss_type, {"num_items": tokens / world, "max_completion_length": int(width)}, row_share
+
+
+def merge_figures(parts: list[tuple[dict[str, torch.Tensor], torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """grpo_loss's figures of a batch from those of its micro-batches (token means weigh by active tokens)."""
+    if len(parts) == 1:
+        return parts[0][0]
+    tokens = torch.stack([n for _, n in parts]).float()
+    merged = {}
+    for name in parts[0][0]:
+        values = torch.stack([figures[name].float() for figures, _ in parts])
+        if name.endswith("_min"):
+            merged[name] = values.min()
+        elif name.endswith("_max"):
+            merged[name] = values.max()
+        else:
+            merged[name] = (values * tokens).sum() / tokens.sum().clamp(min=1.0)
+    return merged
 
 
 @dataclass

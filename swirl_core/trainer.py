@@ -8,12 +8,15 @@ optimiser, scheduler and RNG state, and a run refuses to resume from a checkpoin
 Several processes (`accelerate launch`, torchrun) are data parallel over one global batch: `batch_size` is
 the batch of an optimiser step whatever the number of processes; each process takes its contiguous share
 (`shard`), the trained models are `accelerator.prepare`d (DDP averages their gradients) and the losses are
-normalised by global counts, so that N processes end where one would, up to float rounding. The main
-process alone writes (checkpoints, the final pair, metrics.jsonl, trackers); the others wait for it.
+normalised by global counts, so that N processes end where one would, up to float rounding. For the same
+reason `micro_batch_size` (gradient accumulation: a share runs in chunks, DDP syncs on the last) changes the
+memory a step needs, not the step. The main process alone writes (checkpoints, the final pair,
+metrics.jsonl, trackers); the others wait for it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -48,7 +51,7 @@ from .models import DTYPES, WorldModelPair, build_tiny_pair
 RESUME_NEUTRAL = ("progress", "save_steps", "save_total_limit", "log_steps", "device", "report_to")
 # Fields added after runs were saved: left out of the fingerprint at their default, so those runs still resume
 # (a non-default value changes what is sampled, so it must match).
-LATER_FIELD_DEFAULTS = {"generation_backend": "fast", "mixed_precision": "no"}
+LATER_FIELD_DEFAULTS = {"generation_backend": "fast", "mixed_precision": "no", "micro_batch_size": None}
 EXIT_AFTER_STEP_ENV = "SWIRL_EXIT_AFTER_STEP"  # testing hook: die right after this optimiser step
 SIMULATED_CRASH_EXIT_CODE = 86  # distinct from 1, which an ordinary traceback also gives
 
@@ -108,6 +111,27 @@ class CheckpointedTrainer:
         divide, the first processes take one more)."""
         with self.accelerator.split_between_processes(list(items)) as mine:
             return list(mine)
+
+    def micro_batches(self, count: int) -> list[slice]:
+        """Row slices of a process's `count` rows, `micro_batch_size` at a time (all at once when unset)."""
+        size = self.config.micro_batch_size or max(count, 1)
+        return [slice(start, start + size) for start in range(0, count, size)] or [slice(0, 0)]
+
+    def accumulate(self, model: torch.nn.Module, chunks: list[slice], loss_of) -> list[Any]:
+        """Forward and backward `loss_of(chunk)` (-> (loss, extra)) for every chunk; gradients add up.
+
+        Each chunk's loss must already be its share of the batch loss (normalised by whole-batch counts), so
+        that the summed gradient is the one of a single forward. Under DDP only the last backward all-reduces.
+        Returns each chunk's (detached loss, extra).
+        """
+        out = []
+        for i, chunk in enumerate(chunks):
+            sync = i == len(chunks) - 1
+            with contextlib.nullcontext() if sync else self.accelerator.no_sync(model):
+                loss, extra = loss_of(chunk)
+                self.accelerator.backward(loss)
+            out.append((loss.detach(), extra))
+        return out
 
     # ------------------------------------------------------------------ inputs
 

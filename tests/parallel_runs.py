@@ -41,7 +41,10 @@ SWIRL = [*TINY, "iterations=1", "steps_per_phase=2", "batch_size=2", "fwm_group_
 CASES = {"sft": (SFTTrainer, SFTConfig, SFT), "sft-lora": (SFTTrainer, SFTConfig, [*SFT, *LORA]),
          "bootstrap": (BootstrapTrainer, BootstrapConfig, SFT),
          "bootstrap-lora": (BootstrapTrainer, BootstrapConfig, [*SFT, *LORA]),
-         "swirl": (SwirlTrainer, SwirlConfig, SWIRL), "swirl-lora": (SwirlTrainer, SwirlConfig, [*SWIRL, *LORA])}
+         "swirl": (SwirlTrainer, SwirlConfig, SWIRL), "swirl-lora": (SwirlTrainer, SwirlConfig, [*SWIRL, *LORA]),
+         # gradient accumulation: chunks of 2 rows, so that under DDP only each step's last backward syncs
+         "sft-micro": (SFTTrainer, SFTConfig, [*SFT, "micro_batch_size=1"]),
+         "swirl-micro": (SwirlTrainer, SwirlConfig, [*SWIRL, "micro_batch_size=2"])}
 
 
 def per_row(model, prompt_ids, *, eos_id, pad_id, max_new_tokens, temperature=0.0, top_p=1.0, generator=None,

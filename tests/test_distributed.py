@@ -147,12 +147,13 @@ def test_two_processes_match_one_on_the_same_global_batch(fixed_updates, setting
     assert worst < ATOL, f"one vs two processes differ by {worst:.2e}"
 
 
-CASES = ("sft", "sft-lora", "bootstrap", "bootstrap-lora", "swirl", "swirl-lora")
+CASES = ("sft", "sft-lora", "bootstrap", "bootstrap-lora", "swirl", "swirl-lora", "sft-micro", "swirl-micro")
 RUNS = Path(__file__).with_name("parallel_runs.py")
 # Float32 sums in another order (half-batch gradients all-reduced) differ by a few ulps. AdamW scales each
 # entry's step by its own gradient history, so on the few entries whose gradient is itself at rounding level
-# (~1e-9) it turns that into a visible part of a step; every other entry agrees to ~1e-6.
-CLOSE, CLOSE_SHARE, WORST_OF_MOVED = 1e-5, 0.999, 0.1
+# (~1e-9) it turns that into a visible part of a step (up to ~0.3 of one, seen with micro-batches); every
+# other entry agrees to ~1e-6. So: nearly all entries close, and the difference small beside the last steps' move.
+CLOSE, CLOSE_SHARE, DIFF_OF_MOVED = 1e-5, 0.999, 0.05
 
 
 @pytest.fixture(scope="module")
@@ -181,11 +182,12 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
 def test_two_processes_end_where_one_does(runs, case):
     one, two = _weights(runs / "one" / case / "final"), _weights(runs / "two" / case / "final")
     middle = _weights(runs / "one" / case / "checkpoint-000002")
-    moved = max((one[k] - middle[k]).abs().max().item() for k in one)  # over the last steps alone
+    moved = torch.cat([(one[k] - middle[k]).flatten() for k in one]).norm()  # over the last steps alone
     assert moved > 1e-4
     diffs = torch.cat([(one[k] - two[k]).abs().flatten() for k in one])
-    assert (diffs <= CLOSE).float().mean() >= CLOSE_SHARE and diffs.max() < WORST_OF_MOVED * moved, \
-        f"{case}: one vs two processes differ by up to {diffs.max():.2e} (weights moved {moved:.2e})"
+    assert (diffs <= CLOSE).float().mean() >= CLOSE_SHARE and diffs.norm() < DIFF_OF_MOVED * moved, \
+        f"{case}: one vs two processes differ by up to {diffs.max():.2e}, norm {diffs.norm():.2e} " \
+        f"(the weights moved by norm {moved:.2e})"
     logged = [[r["loss"] for r in map(json.loads, (runs / n / case / "metrics.jsonl").read_text().splitlines())]
               for n in ("one", "two")]
     assert logged[0] == pytest.approx(logged[1], rel=1e-4, abs=1e-5)  # the global loss, not one process's
