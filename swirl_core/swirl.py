@@ -220,7 +220,7 @@ class SwirlTrainer(CheckpointedTrainer):
                 log.describe(f"{self.name} it{iteration + 1} {PHASE_NAMES[phase]}")
                 batch = self.shard(self._batch(pairs, iteration, phase_index, phase, within))
                 progress = {}
-                if judge is not None and phase_index == 0 and within == 0 and self.is_main:  # before each iteration
+                if held_out and phase_index == 0 and within == 0 and self.is_main:  # before each iteration
                     progress = self._progress(pair, judge, held_out)
                 metrics = self._phase1(pair, batch) if phase == "fwm" else self._phase2(pair, batch)
                 metrics.update({"iteration": iteration, "phase": PHASE_NAMES[phase], **progress})
@@ -231,7 +231,7 @@ class SwirlTrainer(CheckpointedTrainer):
                                                                  "annotations": self.annotations},
                                          extra=lambda folder: self._save_frozen_models(folder, pair))
                 self.maybe_exit(step)
-        final_progress = self._progress(pair, judge, held_out) if judge is not None and self.is_main else {}
+        final_progress = self._progress(pair, judge, held_out) if held_out and self.is_main else {}
         return self.finish(output_dir, pair, {"step": step, "total_steps": total, "pairs": len(pairs),
                                               "held_out": len(held_out), **final_progress})
 

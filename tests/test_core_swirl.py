@@ -237,6 +237,7 @@ def test_public_code_protocol_options(tmp_path, warm, monkeypatch):
     assert phase1[4]["kl"] > 0  # iteration 2 starts away from the initial reference: it was not reset
     assert all(r.get("kl", 0.0) == 0.0 for r in log if r["phase"] == "phase2-idm")  # idm_beta=0
     assert log[-1]["lr"] < log[0]["lr"] / 10
+    assert not any(k.startswith("progress/") for r in log for k in r)  # no pairs held out: nothing to score
 
 
 def test_flat_groups_can_be_left_out_of_the_update(tmp_path, warm):
