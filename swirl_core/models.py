@@ -28,7 +28,13 @@ import numpy as np
 import torch
 from PIL import Image
 from safetensors import SafetensorError
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+)
 
 from swirl_envs.errors import DataError, SwirlError
 from swirl_envs.fileio import atomic_directory
@@ -378,12 +384,34 @@ def _load_model(spec: str | Path, dtype: str = "float32") -> tuple[PreTrainedMod
     try:
         with quiet_transformers():
             model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype])
-            tokenizer = AutoTokenizer.from_pretrained(path)
+            tokenizer = _load_tokenizer(path)
     except SafetensorError as exc:
         raise DataError(f"unreadable weights, truncated or not safetensors ({exc})", path=folder) from None
     if str(spec) in PRESETS:  # where the weights come from anywhere (peft writes it into adapter_config.json)
         model.name_or_path = model.config._name_or_path = PRESETS[str(spec)].hub_id
     return model, tokenizer
+
+
+def _load_tokenizer(path: str) -> PreTrainedTokenizerBase:
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except (ValueError, AttributeError):
+        folder = Path(path)
+        config_file = folder / "tokenizer_config.json"
+        config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+        if config.get("tokenizer_class") != "TokenizersBackend" or not (folder / "tokenizer.json").is_file():
+            raise
+    # A folder saved by transformers 5 (this cache, the shipped tiny pairs) under a release before it, down to
+    # this project's floor: the fast tokenizer's file is the same, its config names a class they lack
+    # (TokenizersBackend) and lists extra special tokens where they expect a mapping.
+    special = {k: config[k] for k in ("bos_token", "eos_token", "pad_token", "unk_token") if isinstance(config.get(k), str)}
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"),
+                                        additional_special_tokens=list(config.get("extra_special_tokens") or []),
+                                        padding_side=config.get("padding_side", "right"), **special)
+    template = folder / "chat_template.jinja"
+    if template.is_file():
+        tokenizer.chat_template = template.read_text()
+    return tokenizer
 
 
 def _load_role(folder: Path, base: str | None, trainable: bool,

@@ -98,13 +98,25 @@ def converted_folder(preset: GgufPreset, log=None) -> Path:
         return folder
     if log is not None:
         log(f"converting {gguf.name} to a Hugging Face folder in {folder} (once; about 20 s)")
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    try:  # dequantize=True gives plain float32 weights: a still-quantised model can be neither saved nor trained
+        from transformers import GgufConfig
+
+        options = {"quantization_config": GgufConfig(dequantize=True)}
+    except ImportError:  # before transformers 5, a GGUF file always loads dequantised
+        options = {}
     with quiet_transformers(), atomic_directory(folder) as tmp:
-        # dequantize=True gives plain float32 weights: a still-quantised model can be neither saved nor trained
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
-                                                     quantization_config=GgufConfig(dequantize=True))
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, **options)
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        # as the Hub's tokenizer of the model has them, whichever transformers read the GGUF: transformers 4.x
+        # makes <|im_start|> the tokenizer's eos (the model's is <|im_end|>) and prepends a BOS to every text
+        eos = tokenizer.convert_ids_to_tokens(model.config.eos_token_id)
+        tokenizer.eos_token = eos
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = eos
+        if getattr(tokenizer, "add_bos_token", False):
+            tokenizer.add_bos_token = False
         model.config._name_or_path = preset.hub_id
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
