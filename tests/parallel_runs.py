@@ -1,6 +1,7 @@
 """The runs tests/test_distributed.py compares, in one script that works alone or under a launcher:
 
     python parallel_runs.py OUT                                                   # one process
+    PARALLEL_CASES=sft,swirl python parallel_runs.py OUT                          # some of the cases
     accelerate launch --multi_gpu --num_processes 2 parallel_runs.py OUT INIT     # two, gloo on a CPU
 
 Each trainer (sft, bootstrap, swirl; full and LoRA) trains a tiny model from the same start on the same global
@@ -14,6 +15,7 @@ which batch it is in, and two processes could not reproduce one draw for draw.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -44,7 +46,10 @@ CASES = {"sft": (SFTTrainer, SFTConfig, SFT), "sft-lora": (SFTTrainer, SFTConfig
          "swirl": (SwirlTrainer, SwirlConfig, SWIRL), "swirl-lora": (SwirlTrainer, SwirlConfig, [*SWIRL, *LORA]),
          # gradient accumulation: chunks of 2 rows, so that under DDP only each step's last backward syncs
          "sft-micro": (SFTTrainer, SFTConfig, [*SFT, "micro_batch_size=1"]),
-         "swirl-micro": (SwirlTrainer, SwirlConfig, [*SWIRL, "micro_batch_size=2"])}
+         "swirl-micro": (SwirlTrainer, SwirlConfig, [*SWIRL, "micro_batch_size=2"]),
+         # the default backend: each process draws from its own checkpointed stream (for the resume test;
+         # its draws depend on the process count, so it is not compared with one process)
+         "swirl-lora-fast": (SwirlTrainer, SwirlConfig, [*SWIRL, *LORA, "generation_backend=fast"])}
 
 
 def per_row(model, prompt_ids, *, eos_id, pad_id, max_new_tokens, temperature=0.0, top_p=1.0, generator=None,
@@ -69,7 +74,10 @@ register_backend("per-row", per_row)
 
 def main(out: Path, init: Path | None) -> None:
     torch.set_num_threads(1)
+    chosen = os.environ.get("PARALLEL_CASES")  # comma-separated names: a subset of CASES
     for case, (trainer_class, config_class, overrides) in CASES.items():
+        if chosen and case not in chosen.split(","):
+            continue
         data = ball_world(7 if case.startswith("sft") else 8, labelled=case.startswith("sft"))
         start = None if case.startswith("sft") else init or out / "sft" / "final"
         final = trainer_class(apply_overrides(config_class(), overrides)).train(data, out / case, start)

@@ -27,7 +27,9 @@ import torch.multiprocessing as mp
 from support import ball_world as labelled_ball_world
 
 from swirl_core import SFTConfig, SFTTrainer, SwirlConfig, SwirlTrainer, WorldModelPair, apply_overrides
+from swirl_core.logging import read_metrics
 from swirl_core.models import build_tiny_pair
+from swirl_core.trainer import EXIT_AFTER_STEP_ENV as SWIRL_EXIT_AFTER_STEP
 from swirl_envs import SwirlError, Transition
 
 SMALL = ["progress=false", "max_length=48", "max_target_tokens=16", "tiny.vocab_size=320", "tiny.hidden_size=64",
@@ -160,17 +162,45 @@ CLOSE, CLOSE_SHARE, DIFF_OF_MOVED = 1e-5, 0.999, 0.05
 def runs(tmp_path_factory) -> Path:
     """Every case trained by one plain process (one/) and by two under `accelerate launch` (two/)."""
     root = tmp_path_factory.mktemp("parallel")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PARALLEL_CASES": ",".join(CASES)}
     one = subprocess.run([sys.executable, str(RUNS), str(root / "one")], capture_output=True, text=True,
                          timeout=300, env=env)
     assert one.returncode == 0, one.stderr[-3000:]
+    two = _launch_two(root / "two", root / "one/sft/final", env)
+    assert two.returncode == 0, two.stderr[-3000:]
+    return root
+
+
+def _launch_two(out: Path, init: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     # --multi_gpu selects accelerate's torchrun launcher; on a machine without GPUs the processes use gloo
     command = [str(Path(sys.executable).with_name("accelerate")), "launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--main_process_port", str(_free_port()), str(RUNS), str(root / "two"), str(root / "one/sft/final")]
-    two = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
-    assert two.returncode == 0, two.stderr[-3000:]
-    return root
+               "--main_process_port", str(_free_port()), str(RUNS), str(out), str(init)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_a_killed_two_process_run_resumes_where_the_uninterrupted_one_ends(runs, tmp_path):
+    """Both processes die right after step 3 (the last checkpoint is step 2's); relaunched, they resume from
+    it and end bit for bit where an uninterrupted two-process run does. swirl-lora-fast samples from each
+    process's own generator, so this also checks that every process gets its stream back (rng-<i>.pt)."""
+    for case in ("sft-lora", "swirl-lora-fast"):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PARALLEL_CASES": case}
+        straight = tmp_path / "straight"
+        if case not in CASES:  # not in runs/two
+            assert _launch_two(straight, runs / "one/sft/final", env).returncode == 0
+        reference = straight if case not in CASES else runs / "two"
+        env[SWIRL_EXIT_AFTER_STEP] = "3"
+        killed = _launch_two(tmp_path / "killed", runs / "one/sft/final", env)
+        assert killed.returncode != 0 and not (tmp_path / "killed" / case / "final").exists(), case
+        assert sorted(p.name for p in (tmp_path / "killed" / case).glob("checkpoint-*")) == ["checkpoint-000002"]
+        del env[SWIRL_EXIT_AFTER_STEP]
+        resumed = _launch_two(tmp_path / "killed", runs / "one/sft/final", env)
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        mine, theirs = _weights(tmp_path / "killed" / case / "final"), _weights(reference / case / "final")
+        assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine), case
+        logged = [[(r["step"], r["loss"]) for r in read_metrics(folder / case)]
+                  for folder in (tmp_path / "killed", reference)]
+        assert logged[0] == logged[1], case
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
