@@ -87,6 +87,10 @@ class CheckpointedTrainer:
         self.config = config if config is not None else self.config_class()
         c = self.config
         check_trackers(c.report_to)  # a missing tracker package fails here, before any data or model
+        for plugin in ("FSDP", "DEEPSPEED"):  # what `accelerate launch` sets for a sharded config file
+            if os.environ.get(f"ACCELERATE_USE_{plugin}", "").lower() in ("1", "true"):
+                raise SwirlError(f"{plugin} is not supported yet: sampling and scoring run the unsharded modules; "
+                                 "launch with a DDP config (docs/speed.md, 'GPU users: FSDP and DeepSpeed')")
         launched = os.environ.get("ACCELERATE_MIXED_PRECISION")  # what `accelerate launch` was told
         if launched and launched != c.mixed_precision:  # the config decides (its fingerprint records it)
             raise SwirlError(f"accelerate launch asks for mixed precision {launched} but the config has "

@@ -261,3 +261,10 @@ def test_a_launcher_asking_for_another_precision_stops_the_run(monkeypatch):
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")  # what `accelerate launch --mixed_precision bf16` sets
     with pytest.raises(SwirlError, match="--set mixed_precision=bf16"):
         SFTTrainer(apply_overrides(SFTConfig(), SMALL_SFT))
+
+
+@pytest.mark.parametrize("plugin", ["FSDP", "DEEPSPEED"])
+def test_a_sharded_launch_is_refused_before_any_work(monkeypatch, plugin):
+    monkeypatch.setenv(f"ACCELERATE_USE_{plugin}", "true")
+    with pytest.raises(SwirlError, match=f"{plugin} is not supported yet"):
+        SFTTrainer(apply_overrides(SFTConfig(), SMALL_SFT))
