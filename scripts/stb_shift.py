@@ -17,24 +17,22 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from swirl_envs.errors import SwirlError
+from evals.metrics import parse_json, parse_tool_call
 from swirl_envs.registry import make_benchmark
-from swirl_envs.stabletoolbench import parse_call
 
 
 def kind(response: str) -> str:
-    try:
-        value = json.loads(response)
-    except ValueError:
+    """As the card's metrics read it (`fwm/json_valid`'s parser)."""
+    ok, value = parse_json(response)
+    if not ok:
         return "not JSON"
     return "error" if isinstance(value, dict) and value.get("error") else "JSON, no error"
 
 
-def function(call: str) -> str:
-    try:
-        return parse_call(call)[0]
-    except SwirlError:
-        return "(unparseable)"
+def function(call: str) -> str | None:
+    """The tool name as `idm/name_exact` reads it, None when the text is no tool call."""
+    parsed = parse_tool_call(call)
+    return parsed.name if parsed is not None else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,10 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
         print(f"{method}: FWM predictions {dict(Counter(kind(r['fwm']['prediction']) for r in mine))}")
-        named = Counter(function(r["idm"]["prediction"]) for r in mine)
-        right = sum(function(r["idm"]["prediction"]) == function(r["idm"]["truth"]) for r in mine)
+        named = Counter(function(r["idm"]["prediction"]) or "(no tool call)" for r in mine)
+        names = [(function(r["idm"]["prediction"]), function(r["idm"]["truth"])) for r in mine]
+        right = sum(predicted is not None and predicted == truth for predicted, truth in names)
         print(f"{method}: IDM right function {right}/{len(mine)}; names most given {named.most_common(3)}; "
-              f"true functions {len(Counter(function(r['idm']['truth']) for r in mine))}")
+              f"true functions {len({truth for _, truth in names})}")
     return 0
 
 
