@@ -450,15 +450,16 @@ class SwirlTrainer(CheckpointedTrainer):
         ref = self.refs.get(key) if beta else None
         ref_is_policy = ref is not None and ref.is_policy(model)
         old_is_first = c.updates_per_batch > 1 and deterministic(model)
-        ref_logp: dict[int, torch.Tensor | None] = {}
-        old_logp: dict[int, torch.Tensor | None] = {}
+        # the reference's and the sampler's log-probs of each chunk, keyed by its first row
+        ref_logp: dict[int, torch.Tensor | None] = dict.fromkeys(rows.start for rows in chunks)
+        old_logp: dict[int, torch.Tensor | None] = dict.fromkeys(rows.start for rows in chunks)
         with torch.no_grad():
-            for rows in chunks:
-                ref_logp[rows.start] = old_logp[rows.start] = None
-                if ref is not None and not ref_is_policy:
-                    with ref.applied(model) as reference:
+            if ref is not None and not ref_is_policy:
+                with ref.applied(model) as reference:  # an adapter snapshot swaps weights in once, not per chunk
+                    for rows in chunks:
                         ref_logp[rows.start], _ = completion_logprobs(reference, prompts[rows], completions[rows], pad)
-                if c.updates_per_batch > 1 and not old_is_first:
+            if c.updates_per_batch > 1 and not old_is_first:
+                for rows in chunks:
                     old_logp[rows.start], _ = completion_logprobs(model, prompts[rows], completions[rows], pad)
         model.train()
         trained = self.trained.get(key, model)
