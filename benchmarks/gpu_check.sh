@@ -4,16 +4,24 @@
 # With CUDA: one SWIRL iteration (Phase I + Phase II, one optimiser step each) in bf16 on a pair of models
 # with SmolLM2-135M's shapes and random weights (the GGUF does not travel to a GPU machine; same shapes,
 # same cost), once per generation backend; the same step in 2 processes when 2 GPUs are visible; the TRL
-# comparison (benchmarks/grpo_vs_trl.py, tiny preset). Every part prints its figures.
+# comparison (benchmarks/grpo_vs_trl.py): the tiny preset on the CPU, and SmolLM2-135M's shapes with random
+# weights on the GPU in bf16, full and LoRA. Every part prints its figures.
+#
+# The GPU comparison needs SmolLM2-135M's config.json and tokenizer (no weights) in $SWIRL_SMOLLM2_CONFIG:
+# by default the smollm2-135m preset's converted folder in the swirl cache, when this machine has one. Copy
+# that folder without model.safetensors to a machine that has not (it is ~3.5 MB) and point the variable at it.
 # Without CUDA it says so and exits 0.
 #
 # The GPU machines have torch, transformers, accelerate and peft only: a part that needs a missing package
 # (swirl_envs needs gymnasium; the TRL comparison needs trl and datasets) is skipped with a line naming it,
-# unless wheels for it sit in $SWIRL_WHEELS (default: wheels/), which are installed offline first.
+# unless wheels for it sit in $SWIRL_WHEELS (default: wheels/), which are installed offline first, without
+# their dependencies (pip cannot resolve them offline; what they need beyond that machine's packages: dill and
+# multiprocess for datasets, farama-notifications for gymnasium, so carry those wheels too).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] && [ -z "${PYTHON:-}" ] && PY=.venv/bin/python
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # the scripts below run from a temporary folder
 
 if ! $PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
     echo "gpu_check: no CUDA device (torch: $($PY -c 'import torch; print(torch.__version__)' 2>/dev/null \
@@ -24,7 +32,7 @@ fi
 missing() { $PY -c "import importlib.util as u, sys; print(*[m for m in sys.argv[1:] if not u.find_spec(m)])" "$@"; }
 WHEELS=${SWIRL_WHEELS:-wheels}
 if [ -n "$(missing gymnasium datasets trl gguf)" ] && [ -d "$WHEELS" ]; then
-    $PY -m pip install -q --no-index --find-links "$WHEELS" $(missing gymnasium datasets trl gguf) 2>&1 | tail -2
+    $PY -m pip install -q --no-index --no-deps "$WHEELS"/*.whl 2>&1 | grep -v WARNING | tail -2
 fi
 echo "gpu_check: $($PY -c 'import torch; print(torch.cuda.get_device_name(0), "x", torch.cuda.device_count(),
 "| torch", torch.__version__, "| CUDA", torch.version.cuda)')  $(date -u +%Y-%m-%dT%H:%MZ)"
@@ -104,8 +112,19 @@ fi
 if [ -n "$(missing gymnasium trl datasets)" ]; then
     echo "gpu_check: skipping the TRL comparison: it needs $(missing gymnasium trl datasets)"
 else
-    # the tiny preset: benchmarks/grpo_vs_trl.py's other presets either need the SmolLM2 GGUF or are larger
-    run_part "TRL comparison (benchmarks/grpo_vs_trl.py --preset tiny)" 180 $PY benchmarks/grpo_vs_trl.py --preset tiny
+    run_part "TRL comparison on the CPU (benchmarks/grpo_vs_trl.py --preset tiny)" 180 \
+        $PY benchmarks/grpo_vs_trl.py --preset tiny
+    config=${SWIRL_SMOLLM2_CONFIG:-$(ls -d "${SWIRL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/swirl}"/models/smollm2-135m-* \
+        2>/dev/null | head -1)}
+    if [ -z "$config" ] || [ ! -f "$config/config.json" ]; then
+        echo "gpu_check: skipping the GPU TRL comparison: no SmolLM2-135M config folder (set SWIRL_SMOLLM2_CONFIG)"
+    else
+        for lora in "" --lora; do
+            run_part "TRL comparison on the GPU, SmolLM2-135M shapes, random weights, bf16 ${lora:-full}" 240 \
+                $PY benchmarks/grpo_vs_trl.py --preset smollm2 --random-init "$config" --device cuda --dtype bfloat16 \
+                --batch 8 --group 8 --length 64 --iters 2 $lora
+        done
+    fi
 fi
 echo "gpu_check: done, $failed part(s) failed"
 [ "$failed" -eq 0 ]

@@ -3,6 +3,14 @@
     .venv/bin/python benchmarks/grpo_vs_trl.py --preset tiny
     .venv/bin/python benchmarks/grpo_vs_trl.py --preset base
     .venv/bin/python benchmarks/grpo_vs_trl.py --preset smollm2 [--lora]
+    python3 benchmarks/grpo_vs_trl.py --preset smollm2 --random-init DIR --device cuda --dtype bfloat16
+
+`--random-init DIR` builds both models with random weights from DIR's config.json and tokenizer (a Hub-layout
+folder without weights: same shapes, tokenizer and prompts, so the same cost), for a machine that lacks the
+preset's weights. `--device cuda --dtype bfloat16` runs both sides on the GPU in bfloat16 (ours: models loaded
+in bfloat16; TRL: loaded in bfloat16, bf16=True); timings then synchronise the device, memory is the peak of
+torch.cuda.max_memory_allocated over the allocation before the models were loaded, and the roofline is a
+bfloat16 matmul on the device.
 
 The parent process builds one pair (FWM + IDM: a tiny pair from textphysics text with a fixed seed, or two
 copies of SmolLM2-135M-Instruct), saves it to a temporary folder and times a large matmul (the achievable
@@ -45,6 +53,7 @@ The last line is `ratio_time_trl_over_ours=X ratio_mem_trl_over_ours=Y` (above 1
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import os
@@ -117,14 +126,32 @@ def update_tokens(prompts, completions) -> tuple[int, int]:
     return shared + completion, completion
 
 
-def matmul_flops(n: int = 2048, reps: int = 5) -> float:
-    """Achievable fp32 FLOP/s of torch.matmul on this machine (best of `reps`)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def sync(device: str) -> None:
+    """Wait for queued device work, so that a wall-clock reading covers it (CUDA runs asynchronously)."""
+    if device != "cpu":
+        torch.cuda.synchronize()
+
+
+def memory_now_mb(device: str) -> float:
+    return torch.cuda.memory_allocated() / 2**20 if device != "cpu" else rss_now_mb()
+
+
+def memory_peak_mb(device: str) -> float:
+    return torch.cuda.max_memory_allocated() / 2**20 if device != "cpu" else rss_peak_mb()
+
+
+def matmul_flops(device: str = "cpu", dtype: str = "float32", reps: int = 5) -> float:
+    """Achievable FLOP/s of torch.matmul in `dtype` on `device` (best of `reps`): 2048^3 on a CPU, 8192^3 on
+    a GPU, whose small products are launch-bound."""
+    n = 2048 if device == "cpu" else 8192
+    a, b = (torch.randn(n, n, device=device, dtype=getattr(torch, dtype)) for _ in range(2))
     torch.matmul(a, b)
     best = float("inf")
     for _ in range(reps):
+        sync(device)
         start = time.perf_counter()
         torch.matmul(a, b)
+        sync(device)
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best
 
@@ -146,18 +173,21 @@ def run_ours(args) -> dict:
     from swirl_core.swirl import SwirlConfig, SwirlTrainer
 
     xs, ys = load_inputs(args)
-    base = rss_now_mb()
-    pair = WorldModelPair.load(args.pair_dir)
+    base = memory_now_mb(args.device)
+    pair = WorldModelPair.load(args.pair_dir, dtype=args.dtype).to(args.device)
+    pair.generation_backend = args.generation_backend
     if args.lora:
         pair.add_adapters(lora_settings(), seed=0)
-    roofline = [matmul_flops()]  # around the run too: on a shared machine the achievable rate drifts
+    # around the run too: on a shared machine the achievable rate drifts
+    roofline = [matmul_flops(args.device, args.dtype)]
     config = SwirlConfig(batch_size=args.batch, fwm_group_size=args.group, idm_group_size=args.group,
                          fwm_max_new_tokens=args.length, idm_max_new_tokens=args.length,
                          fwm_temperature=SAMPLING["temperature"], idm_temperature=SAMPLING["temperature"],
                          fwm_top_p=SAMPLING["top_p"], idm_top_p=SAMPLING["top_p"], loss_type=GRPO["loss_type"],
                          beta=GRPO["beta"], epsilon_low=GRPO["epsilon"], epsilon_high=GRPO["epsilon"],
                          learning_rate=GRPO["learning_rate"], reward_min=GRPO["reward_min"],
-                         sample_batch_size=args.batch * args.group, progress=False,
+                         sample_batch_size=args.batch * args.group, progress=False, device=args.device,
+                         dtype=args.dtype, generation_backend=args.generation_backend,
                          gradient_checkpointing=args.gradient_checkpointing == "on")
     trainer = SwirlTrainer(config)
     trainer.make_optimizers(pair, ("fwm", "idm"), args.iters + 1)
@@ -169,11 +199,13 @@ def run_ours(args) -> dict:
     # trainer's training forward, imported into swirl.py, is not counted as scoring).
     counts = {"gen_tokens": 0, "gen_s": 0.0, "gen_forward_tokens": 0, "score_tokens": 0, "score_s": 0.0,
               "train_tokens": 0, "ref_tokens": 0, "update_s": 0.0, "update_tokens": 0, "update_logit_tokens": 0}
-    generate, score = models.generate_ids, models.completion_logprobs
+    generate, score, get_backend = models.generate_ids, models.completion_logprobs, models.get_backend
 
-    def timed_generate(model, prompts, **kw):
+    def timed_generate(model, prompts, generate=generate, **kw):
+        sync(args.device)
         start = time.perf_counter()
         out = generate(model, prompts, **kw)
+        sync(args.device)
         counts["gen_s"] += time.perf_counter() - start
         counts["gen_tokens"] += sum(len(o) for o in out)
         rows = [p for p in prompts for _ in range(kw.get("repeats", 1))]  # a shared prompt counts per sample
@@ -181,8 +213,10 @@ def run_ours(args) -> dict:
         return out
 
     def timed_score(model, prompts, completions, pad):
+        sync(args.device)
         start = time.perf_counter()
         out = score(model, prompts, completions, pad)
+        sync(args.device)
         counts["score_s"] += time.perf_counter() - start
         counts["score_tokens"] += sum(len(p) + len(c) for p, c in zip(prompts, completions, strict=True))
         return out
@@ -199,8 +233,10 @@ def run_ours(args) -> dict:
     update = trainer._update
 
     def timed_update(pair, role, prompts, completions, *rest):  # the training step: forward, backward, AdamW
+        sync(args.device)
         start = time.perf_counter()
         out = update(pair, role, prompts, completions, *rest)
+        sync(args.device)
         counts["update_s"] += time.perf_counter() - start
         tokens, logit_tokens = update_tokens(prompts, completions)
         counts["update_tokens"] += tokens
@@ -208,6 +244,7 @@ def run_ours(args) -> dict:
         return out
 
     models.generate_ids, models.completion_logprobs = timed_generate, timed_score
+    models.get_backend = lambda name: functools.partial(timed_generate, generate=get_backend(name))
     trainer._update = timed_update
     swirl_module.completion_logprobs = counted_update_forward
     batch = [(i, x, y) for i, (x, y) in enumerate(zip(xs, ys, strict=True))]
@@ -218,11 +255,12 @@ def run_ours(args) -> dict:
         trainer._start_iteration(pair)
         m1 = trainer._phase1(pair, batch)
         m2 = trainer._phase2(pair, batch)
+        sync(args.device)
         times.append(time.perf_counter() - start)
         cpu_times.append(time.process_time() - cpu_start)
         per_iter.append({k: counts[k] - before[k] for k in counts})
         lengths.append((m1["completion_length"], m2["completion_length"]))
-    roofline.append(matmul_flops())
+    roofline.append(matmul_flops(args.device, args.dtype))
     params = count_parameters(pair.fwm) - param_counts(pair.fwm)["adapter"]
     measured = per_iter[1:]
     mean = {k: statistics.mean(d[k] for d in measured) for k in counts}
@@ -237,7 +275,7 @@ def run_ours(args) -> dict:
     update_flops = per_weight * fixed + 6 * n["adapter"] * mean["update_tokens"]
     return {"time_s": statistics.median(times[1:]), "all_times_s": times,
             "mean_time_s": statistics.mean(times[1:]), "cpu_s": statistics.median(cpu_times[1:]),
-            "peak_rss_delta_mb": rss_peak_mb() - base,
+            "peak_memory_delta_mb": memory_peak_mb(args.device) - base,
             "params": params, "param_counts": n, "completion_length": lengths[-1], "flops": flops,
             "update_s": mean["update_s"], "update_flops": update_flops, "roofline": roofline,
             "gen_tokens_per_s": mean["gen_tokens"] / max(mean["gen_s"], 1e-9),
@@ -256,7 +294,7 @@ def run_trl(args) -> dict:
     from swirl_core.models import WorldModelPair
 
     xs, ys = load_inputs(args)
-    base = rss_now_mb()
+    base = memory_now_mb(args.device)
     folder = Path(args.pair_dir)
     info = json.loads((folder / "pair.json").read_text())
     tok = AutoTokenizer.from_pretrained(folder / "fwm")
@@ -270,7 +308,9 @@ def run_trl(args) -> dict:
                           top_p=SAMPLING["top_p"], loss_type=GRPO["loss_type"], beta=GRPO["beta"],
                           epsilon=GRPO["epsilon"], epsilon_high=GRPO["epsilon"],
                           learning_rate=GRPO["learning_rate"], lr_scheduler_type="constant", max_grad_norm=1.0,
-                          max_steps=steps, logging_steps=1, save_strategy="no", report_to="none", use_cpu=True,
+                          max_steps=steps, logging_steps=1, save_strategy="no", report_to="none",
+                          use_cpu=args.device == "cpu", bf16=args.dtype == "bfloat16",
+                          model_init_kwargs={"dtype": args.dtype},
                           disable_tqdm=True, shuffle_dataset=False, use_vllm=False, seed=0, scale_rewards="group",
                           gradient_checkpointing=args.gradient_checkpointing == "on")
 
@@ -288,9 +328,11 @@ def run_trl(args) -> dict:
             self.cpu_times: list[float] = []
 
         def on_step_begin(self, *a, **k):
+            sync(args.device)
             self.start, self.cpu_start = time.perf_counter(), time.process_time()
 
         def on_step_end(self, *a, **k):
+            sync(args.device)
             self.times.append(time.perf_counter() - self.start)
             self.cpu_times.append(time.process_time() - self.cpu_start)
 
@@ -309,12 +351,14 @@ def run_trl(args) -> dict:
         idm_tr = GRPOTrainer(model=str(folder / "idm"), reward_funcs=phase2_reward, args=common(out + "/p2"),
                              train_dataset=ds2, processing_class=tok, callbacks=[timers[1]], **peft)
         holder["pair"] = pair = WorldModelPair(fwm_tr.model, idm_tr.model, tokenizer=tok, **fmt)
-        generator = torch.Generator().manual_seed(0)
+        generator = torch.Generator(device=args.device).manual_seed(0)
         zs, z_times, z_cpu = [], [], []
         for _ in range(steps):  # one batch of z per Phase I step, as our trainer samples them
+            sync(args.device)
             start, cpu_start = time.perf_counter(), time.process_time()
             zs += pair.sample("idm", xs, ys, temperature=SAMPLING["temperature"], top_p=SAMPLING["top_p"],
                               max_new_tokens=args.length, batch_size=args.batch, generator=generator).texts
+            sync(args.device)
             z_times.append(time.perf_counter() - start)
             z_cpu.append(time.process_time() - cpu_start)
         z_time = statistics.median(z_times[1:])
@@ -333,7 +377,7 @@ def run_trl(args) -> dict:
     return {"time_s": p1 + p2 + z_time, "cpu_s": cpu, "phase1_step_s": p1, "phase2_step_s": p2,
             "z_sampling_s": z_time, "train_calls_total_s": total, "step_times_s": [t.times for t in timers],
             "completion_length": [ln[-1] if ln else None for ln in lengths],
-            "peak_rss_delta_mb": rss_peak_mb() - base}
+            "peak_memory_delta_mb": memory_peak_mb(args.device) - base}
 
 
 # ---------------------------------------------------------------------------------------------- driver
@@ -343,6 +387,7 @@ def child_command(side: str, args) -> list[str]:
     return [sys.executable, __file__, "--side", side, "--pair-dir", args.pair_dir, "--batch", str(args.batch),
             "--group", str(args.group), "--length", str(args.length), "--iters", str(args.iters),
             "--threads", str(args.threads), "--gradient-checkpointing", args.gradient_checkpointing,
+            "--device", args.device, "--dtype", args.dtype, "--generation-backend", args.generation_backend,
             *(["--lora"] if args.lora else [])]
 
 
@@ -368,6 +413,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="on both sides (default on: TRL's GRPOConfig default)")
     parser.add_argument("--lora", action="store_true",
                         help="LoRA adapters (r 16, alpha 32, every projection) on both sides, not all weights")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where both sides run")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                        help="both sides' weights and the roofline matmul")
+    parser.add_argument("--generation-backend", choices=("fast", "hf"), default="fast",
+                        help="ours' sampler: the project's decode loop or Hugging Face generate (TRL's)")
+    parser.add_argument("--random-init", metavar="DIR",
+                        help="random weights from DIR's config.json and tokenizer instead of the preset's model "
+                             "(same shapes and prompts, so the same cost; for machines without its weights)")
     parser.add_argument("--side", choices=("ours", "trl"), help=argparse.SUPPRESS)
     parser.add_argument("--pair-dir", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -377,11 +430,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def build_pair(preset: dict):
-    """The pair both sides start from: a tiny pair built from textphysics text, or a model preset's weights
-    (FWM and IDM two copies of it)."""
+def build_pair(preset: dict, random_init: str | None = None):
+    """The pair both sides start from: a tiny pair built from textphysics text, a model preset's weights
+    (FWM and IDM two copies of it), or random weights from `random_init`'s config and tokenizer."""
     from swirl_core.models import WorldModelPair, build_tiny_pair
 
+    if random_init:
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+        config = AutoConfig.from_pretrained(random_init)
+        torch.manual_seed(0)
+        fwm, idm = (AutoModelForCausalLM.from_config(config) for _ in range(2))
+        return WorldModelPair(fwm, idm, tokenizer=AutoTokenizer.from_pretrained(random_init),
+                              **preset.get("format", {}))
     if isinstance(preset["model"], str):
         return WorldModelPair.load(preset["model"], **preset["format"])
     import swirl_envs
@@ -398,8 +459,8 @@ def main() -> None:
         print(json.dumps(run_ours(args) if args.side == "ours" else run_trl(args)))
         return
 
-    pair = build_pair(PRESETS[args.preset])
-    roofline_start = matmul_flops()
+    pair = build_pair(PRESETS[args.preset], args.random_init)
+    roofline_start = matmul_flops(args.device, args.dtype)
     with tempfile.TemporaryDirectory() as tmp:
         args.pair_dir = str(pair.save(Path(tmp) / "pair"))
         del pair
@@ -411,20 +472,24 @@ def main() -> None:
     print(f"preset={args.preset} lora={'on' if args.lora else 'off'} params/model={ours['params']:,} "
           f"batch={args.batch} group={args.group} max_completion={args.length} iters={args.iters}(+1 warm-up) "
           f"torch_threads={torch.get_num_threads()} gradient_checkpointing={args.gradient_checkpointing} "
+          f"device={torch.cuda.get_device_name() if args.device == 'cuda' else 'cpu'} dtype={args.dtype} "
+          f"generation_backend={args.generation_backend} "
+          f"weights={'random (' + args.random_init + ')' if args.random_init else 'preset'} "
           f"loadavg={os.getloadavg()[0]:.2f}")
-    print(f"roofline matmul fp32: {roofline / 1e9:.1f} GFLOP/s (best of: parent at start "
+    memory = "peak RSS" if args.device == "cpu" else "peak GPU memory"
+    print(f"roofline matmul {args.dtype}: {roofline / 1e9:.1f} GFLOP/s (best of: parent at start "
           f"{roofline_start / 1e9:.1f}, ours before/after {ours['roofline'][0] / 1e9:.1f}/"
           f"{ours['roofline'][1] / 1e9:.1f})")
     print(f"ours: {ours['time_s']:.3f} s/iteration (all {[round(t, 3) for t in ours['all_times_s']]}), "
-          f"peak RSS +{ours['peak_rss_delta_mb']:.0f} MB, completion length {ours['completion_length']}")
+          f"{memory} +{ours['peak_memory_delta_mb']:.0f} MB, completion length {ours['completion_length']}")
     other = ours["mean_time_s"] - ours["gen_s"] - ours["score_s"] - ours["update_s"]
     print(f"ours: generation {ours['gen_tokens_per_s']:.0f} new tokens/s ({ours['gen_s']:.3f} s/iter), "
           f"scoring {ours['score_tokens_per_s']:.0f} tokens/s ({ours['score_s']:.3f} s/iter), "
           f"GRPO updates {ours['update_s']:.3f} s/iter, rest {other:.3f} s/iter (means of measured iterations)")
     print(f"trl:  {trl['time_s']:.3f} s/iteration (phase I step {trl['phase1_step_s']:.3f} + phase II step "
           f"{trl['phase2_step_s']:.3f} + z sampling {trl['z_sampling_s']:.3f}; both train() calls "
-          f"{trl['train_calls_total_s']:.2f} s for {args.iters + 1} steps each), peak RSS "
-          f"+{trl['peak_rss_delta_mb']:.0f} MB, completion length {trl['completion_length']}")
+          f"{trl['train_calls_total_s']:.2f} s for {args.iters + 1} steps each), {memory} "
+          f"+{trl['peak_memory_delta_mb']:.0f} MB, completion length {trl['completion_length']}")
     for name, side in (("ours", ours), ("trl", trl)):
         achieved = ours["flops"] / side["time_s"]
         print(f"{name}: {ours['flops'] / 1e9:.2f} model GFLOP/iteration -> {achieved / 1e9:.2f} GFLOP/s, "
@@ -439,7 +504,7 @@ def main() -> None:
     print(f"cpu time per iteration: ours {ours['cpu_s']:.3f} s, trl {trl['cpu_s']:.3f} s, "
           f"ratio_cpu_trl_over_ours={trl['cpu_s'] / ours['cpu_s']:.2f}")
     print(f"ratio_time_trl_over_ours={trl['time_s'] / ours['time_s']:.2f} "
-          f"ratio_mem_trl_over_ours={trl['peak_rss_delta_mb'] / max(ours['peak_rss_delta_mb'], 1e-9):.2f}")
+          f"ratio_mem_trl_over_ours={trl['peak_memory_delta_mb'] / max(ours['peak_memory_delta_mb'], 1e-9):.2f}")
 
 
 if __name__ == "__main__":
