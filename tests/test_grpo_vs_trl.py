@@ -4,6 +4,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+import torch
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "grpo_vs_trl.py"
 
@@ -57,3 +58,32 @@ def test_flop_counts(bench):
 
     wrapped = get_peft_model(model, bench.lora_settings().peft_config())
     assert bench.param_counts(wrapped) == {**n, "adapter": wrapped.get_nb_trainable_parameters()[0]}
+
+
+def test_device_dtype_and_backend_reach_both_sides(bench):
+    args = bench.parse_args(["--preset", "tiny", "--device", "cuda", "--dtype", "bfloat16",
+                             "--generation-backend", "hf"])
+    args.pair_dir = "/nowhere"
+    for side in ("ours", "trl"):
+        child = bench.parse_args(bench.child_command(side, args)[2:])
+        assert (child.device, child.dtype, child.generation_backend) == ("cuda", "bfloat16", "hf")
+    default = bench.parse_args([])
+    assert (default.device, default.dtype, default.generation_backend) == ("cpu", "float32", "fast")
+
+
+def test_random_init_takes_the_folders_shapes_and_tokenizer(bench, tmp_path):
+    from transformers import LlamaConfig
+
+    from swirl_core.tiny import train_tokenizer
+
+    tokenizer = train_tokenizer(["the lamp is on", "the lamp is off"] * 8, vocab_size=300)
+    tokenizer.save_pretrained(tmp_path)
+    LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2).save_pretrained(tmp_path)
+    pair = bench.build_pair(bench.PRESETS["smollm2"], str(tmp_path))
+    assert pair.fwm is not pair.idm and pair.max_target_tokens == bench.PRESETS["smollm2"]["format"]["max_target_tokens"]
+    assert pair.fwm.config.num_key_value_heads == 2 and pair.fwm.get_input_embeddings().num_embeddings == len(tokenizer)
+    assert not torch.equal(pair.fwm.lm_head.weight, pair.idm.lm_head.weight)  # two draws, not one copy
+    again = bench.build_pair(bench.PRESETS["smollm2"], str(tmp_path))
+    assert torch.equal(again.fwm.lm_head.weight, pair.fwm.lm_head.weight)  # seeded
+
