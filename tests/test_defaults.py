@@ -4,10 +4,20 @@ The StableToolBench pairs are LoRA adapters on SmolLM2-135M-Instruct (the llm-sm
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
-from swirl_core.defaults import ROOT, default_checkpoints, default_manifest, verify, weights_sha256
+from swirl_core.defaults import (
+    BORROWED_FROM,
+    ROOT,
+    borrowed_checkpoints,
+    default_checkpoints,
+    default_manifest,
+    verify,
+    weights_sha256,
+)
 from swirl_core.lora import is_adapter
 from swirl_core.models import WorldModelPair, count_parameters
 from swirl_core.presets import base_model_sha256
@@ -106,3 +116,28 @@ def test_other_benchmarks_defaults_match_their_manifest_and_load(bench_name, met
     pair = WorldModelPair.load(default_checkpoints(bench_name)[method])
     t = next(bench.transitions("test"))
     assert pair.predict_next_states([t.state], [t.action], max_new_tokens=8)[0].strip()
+
+
+@pytest.mark.parametrize("bench_name", sorted(BORROWED_FROM))
+def test_test_only_benchmarks_borrow_image_pairs_of_their_kind(bench_name):
+    from swirl_envs.registry import make_benchmark
+
+    bench, lender = make_benchmark(bench_name), make_benchmark(BORROWED_FROM[bench_name])
+    assert "train" not in bench.splits or not any(True for _ in bench.transitions("train", limit=1))  # why borrow
+    assert bench.modality == lender.modality
+    assert borrowed_checkpoints(bench_name) == default_checkpoints(lender.name) != {}
+    assert default_checkpoints(bench_name) == {} and borrowed_checkpoints(BENCH) == {}
+
+
+def test_run_on_a_test_only_benchmark_needs_no_model_flags(tmp_path, monkeypatch, capsys):
+    from evals import cli
+
+    monkeypatch.chdir(tmp_path)  # no checkpoints/ folder here
+    monkeypatch.delenv("SWIRL_CHECKPOINTS", raising=False)
+    out = tmp_path / "run"
+    assert cli.main(["run", "--bench", "worldprediction", "--limit", "2", "--max-new-tokens", "4",
+                     "--output", str(out), "--quiet"]) == 0
+    assert "evaluating the embedded visualphysics pairs (sft, swirl), a transfer baseline" in capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    assert {m: report["models"][m]["checkpoint"] for m in ("sft", "swirl")} == \
+        {m: str(p) for m, p in default_checkpoints("visualphysics").items()}  # outside the cwd: absolute

@@ -30,10 +30,18 @@ def _tiny_texts(bench, limit: int = 500):
 
 
 def _entries(args: argparse.Namespace, bench) -> list:
+    from swirl_core.defaults import BORROWED_FROM, borrowed_checkpoints
+
     from ..checkpoints import discover_checkpoints, load_method
     from ..methods import order_methods
 
-    sources: dict[str, str] = {m: str(p) for m, p in discover_checkpoints(bench.name).items()}
+    discovered = discover_checkpoints(bench.name)
+    sources: dict[str, str] = {m: str(p) for m, p in discovered.items()}
+    lender = BORROWED_FROM.get(bench.name)
+    if lender and discovered == borrowed_checkpoints(bench.name) and not args.checkpoint:
+        print(f"swirl-eval run: {bench.name} ships test data only, so it has no default of its own: evaluating "
+              f"the embedded {lender} pairs ({', '.join(discovered)}), a transfer baseline not trained on "
+              f"{bench.name}", file=sys.stderr)
     given: dict[str, str] = {}
     for method, path in args.checkpoint:
         if given.setdefault(method, path) != path:

@@ -7,6 +7,7 @@ parameter counts and the sha256 of every file. ``scripts/train_default_models.py
 
 >>> from swirl_core.defaults import default_checkpoints
 >>> default_checkpoints("stabletoolbench")   # {"sft": Path(...), "swirl": Path(...)}
+>>> borrowed_checkpoints("aurora")            # test data only: visualphysics's image pairs
 """
 
 from __future__ import annotations
@@ -25,12 +26,22 @@ PAIR_FILE = "pair.json"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 
 
+# Benchmarks that ship test data only have no train split to fit a default on; they borrow the pairs of a
+# benchmark with the same kind of states, a transfer baseline that lets `swirl-eval run` work out of the box.
+BORROWED_FROM = {"aurora": "visualphysics", "bytemorph": "visualphysics", "worldprediction": "visualphysics"}
+
+
 def default_checkpoints(bench: str) -> dict[str, Path]:
     """Method name -> shipped pair folder, for every method of `bench` that has one (empty if none)."""
     folder = ROOT / bench
     if not folder.is_dir():
         return {}
     return {p.name: p for p in sorted(folder.iterdir()) if (p / PAIR_FILE).is_file()}
+
+
+def borrowed_checkpoints(bench: str) -> dict[str, Path]:
+    """The pairs `bench` borrows (see BORROWED_FROM): another benchmark's defaults, or empty."""
+    return default_checkpoints(BORROWED_FROM[bench]) if bench in BORROWED_FROM else {}
 
 
 def default_manifest(bench: str, method: str) -> dict[str, Any]:
