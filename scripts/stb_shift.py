@@ -4,7 +4,8 @@
     python scripts/stb_shift.py runs/leaderboard/stabletoolbench/samples.jsonl   # and a run's predictions
 
 Per split: where the transitions come from (ToolBench's real RapidAPI answers or StableToolBench's
-GPT-simulated server), how many responses are JSON with a non-empty "error" field, how many are not JSON.
+GPT-simulated server), how many responses are JSON with a non-empty "error" field, how many are not JSON,
+how many functions are called and how many of a split's calls go to functions the train split calls.
 With a samples.jsonl of `swirl-eval run`: the same counts over each method's FWM predictions, and the
 functions its IDM names against the true ones.
 """
@@ -43,12 +44,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.samples}: no such file", file=sys.stderr)
         return 2
     bench = make_benchmark("stabletoolbench", labelled=True)
+    trained_functions: set[str] = set()
     for split in bench.splits:
         items = list(bench.transitions(split))
         source = Counter("GPT-simulated" if t.meta["source_file"].startswith("data_example/") else "real"
                          for t in items)
+        functions = Counter(function(t.action) for t in items)
+        seen = "" if split == "train" else \
+            f", {sum(n for f, n in functions.items() if f in trained_functions)} of them train functions"
+        trained_functions |= set(functions) if split == "train" else set()
         print(f"{split}: {len(items)} transitions; source {dict(source)}; "
-              f"responses {dict(Counter(kind(t.next_state) for t in items))}")
+              f"responses {dict(Counter(kind(t.next_state) for t in items))}; "
+              f"{len(functions)} functions called (most: {functions.most_common(1)[0][1]} calls){seen}")
     if args.samples is None:
         return 0
     rows = [json.loads(line) for line in args.samples.read_text().splitlines() if line.strip()]
@@ -57,9 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{method}: FWM predictions {dict(Counter(kind(r['fwm']['prediction']) for r in mine))}")
         named = Counter(function(r["idm"]["prediction"]) or "(no tool call)" for r in mine)
         names = [(function(r["idm"]["prediction"]), function(r["idm"]["truth"])) for r in mine]
-        right = sum(predicted is not None and predicted == truth for predicted, truth in names)
-        print(f"{method}: IDM right function {right}/{len(mine)}; names most given {named.most_common(3)}; "
-              f"true functions {len({truth for _, truth in names})}")
+        right = Counter(truth in trained_functions for predicted, truth in names
+                        if predicted is not None and predicted == truth)
+        seen = sum(truth in trained_functions for _, truth in names)
+        print(f"{method}: IDM right function {sum(right.values())}/{len(mine)} ({right[True]}/{seen} where the "
+              f"train split calls the true function, {right[False]}/{len(mine) - seen} where it does not); "
+              f"names most given {named.most_common(3)}; true functions {len({truth for _, truth in names})}")
     return 0
 
 

@@ -25,8 +25,10 @@ def test_splits_and_a_runs_predictions_are_counted(tmp_path, capsys):
     assert out[0].startswith("train: 235 transitions;") and "'real': 227" in out[0] and "'error': 52" in out[0]
     test = next(line for line in out if line.startswith("test:"))
     assert "'GPT-simulated': 31" in test and "'error': 1" in test
+    assert test.endswith("13 functions called (most: 6 calls), 6 of them train functions")
     assert "sft: FWM predictions {'error': 1, 'not JSON': 1}" in out
-    assert any(line.startswith("sft: IDM right function 1/2;") and "true functions 2" in line for line in out)
+    assert any(line.startswith("sft: IDM right function 1/2 (0/0 where the train split calls the true function, "
+                               "1/2 where it does not);") and "true functions 2" in line for line in out)
 
 
 def test_a_missing_samples_file_is_exit_2(tmp_path, capsys):
