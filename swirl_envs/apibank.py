@@ -352,7 +352,8 @@ class APIBank(RecordedBenchmark):
     version: ClassVar[str] = "1"
     modality: ClassVar[str] = "text"
     splits: ClassVar[tuple[str, ...]] = SPLITS
-    primary_metric: ClassVar[str] = "fwm/bleu"
+    # most API results are one to three words ('"success"', a token), too short for BLEU's 4-grams: 0 for all
+    primary_metric: ClassVar[str] = "fwm/exact_match"
     action_meta_keys: ClassVar[tuple[str, ...]] = ("api_name",)
 
     def bundled_data_dir(self) -> Path:
