@@ -58,8 +58,7 @@ def checkpoint_roots() -> list[Path]:
 
 
 def discover_checkpoints(bench: str, roots: list[Path] | None = None) -> dict[str, Path]:
-    """Default checkpoints: <root>/<bench>/<method>/ folders holding a pair, over `checkpoint_roots()`; where
-    none of the default roots has any, the embedded pairs the benchmark borrows (swirl_core.defaults)."""
+    """Default checkpoints: <root>/<bench>/<method>/ folders holding a pair, over `checkpoint_roots()`."""
     found: dict[str, Path] = {}
     for root in roots if roots is not None else checkpoint_roots():
         folder = Path(root) / bench
@@ -69,10 +68,6 @@ def discover_checkpoints(bench: str, roots: list[Path] | None = None) -> dict[st
             pair = resolve_checkpoint(method_dir)
             if method_dir.name not in found and (pair / PAIR_FILE).is_file():
                 found[method_dir.name] = pair
-    if not found and roots is None:
-        from swirl_core.defaults import borrowed_checkpoints
-
-        found = borrowed_checkpoints(bench)
     return found
 
 

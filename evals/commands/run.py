@@ -35,13 +35,12 @@ def _entries(args: argparse.Namespace, bench) -> list:
     from ..checkpoints import discover_checkpoints, load_method
     from ..methods import order_methods
 
-    discovered = discover_checkpoints(bench.name)
-    sources: dict[str, str] = {m: str(p) for m, p in discovered.items()}
-    lender = BORROWED_FROM.get(bench.name)
-    if lender and discovered == borrowed_checkpoints(bench.name) and not args.checkpoint:
+    sources: dict[str, str] = {m: str(p) for m, p in discover_checkpoints(bench.name).items()}
+    if not sources and not args.checkpoint and not args.model and bench.name in BORROWED_FROM:
+        sources = {m: str(p) for m, p in borrowed_checkpoints(bench.name).items()}
         print(f"swirl-eval run: {bench.name} ships test data only, so it has no default of its own: evaluating "
-              f"the embedded {lender} pairs ({', '.join(discovered)}), a transfer baseline not trained on "
-              f"{bench.name}", file=sys.stderr)
+              f"the embedded {BORROWED_FROM[bench.name]} pairs ({', '.join(sources)}), a transfer baseline not "
+              f"trained on {bench.name}", file=sys.stderr)
     given: dict[str, str] = {}
     for method, path in args.checkpoint:
         if given.setdefault(method, path) != path:
