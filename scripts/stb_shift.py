@@ -50,9 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         source = Counter("GPT-simulated" if t.meta["source_file"].startswith("data_example/") else "real"
                          for t in items)
         functions = Counter(function(t.action) for t in items)
-        seen = "" if split == "train" else \
-            f", {sum(n for f, n in functions.items() if f in trained_functions)} of them train functions"
-        trained_functions |= set(functions) if split == "train" else set()
+        if split == "train":
+            trained_functions, seen = set(functions), ""
+        else:
+            seen = f", {sum(n for f, n in functions.items() if f in trained_functions)} of them train functions"
         print(f"{split}: {len(items)} transitions; source {dict(source)}; "
               f"responses {dict(Counter(kind(t.next_state) for t in items))}; "
               f"{len(functions)} functions called (most: {functions.most_common(1)[0][1]} calls){seen}")
