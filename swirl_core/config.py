@@ -45,6 +45,8 @@ class TrainerConfig:
     max_target_tokens: int = 128  # cap on the generated span and on Z / Y inside a prompt
     keep_head: float = 0.0  # share of a cut state's budget kept from its start (0: keep only its end)
     generation_backend: str = "fast"  # sampling: "fast" (this suite's KV-cache loop) | "hf" (transformers' generate)
+    fold_adapters: bool = True  # sample LoRA models from temporary W + BA weights: one matmul per layer instead of
+    # three (faster decoding, same weights; costs a copy of the adapted weights while sampling)
     learning_rate: float = 1e-4  # AdamW, one optimiser per distinct set of weights
     weight_decay: float = 0.0
     adam_beta1: float = 0.9

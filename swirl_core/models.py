@@ -17,6 +17,7 @@ folder / "fwm")` loads one role on its own, and the base is named in pair.json (
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from collections.abc import Iterable, Sequence
@@ -41,7 +42,7 @@ from swirl_envs.fileio import atomic_directory
 
 from .decoding import generate_ids, get_backend
 from .logprobs import completion_logprobs, reduce_logprobs
-from .lora import LoraSettings, add_adapters, describe_adapters, is_adapter, load_adapters
+from .lora import LoraSettings, add_adapters, describe_adapters, folded_adapters, is_adapter, load_adapters
 from .presets import PRESETS, quiet_transformers, resolve_model
 from .prompts import ROLES, PromptFormat, serialize_action
 from .registry import load_codec
@@ -101,6 +102,7 @@ class WorldModelPair:
         self._formats: dict[tuple, PromptFormat] = {}
         get_backend(generation_backend)
         self.generation_backend = generation_backend  # how `sample` decodes: a name in decoding.BACKENDS
+        self.fold_adapters = True  # `sample` runs LoRA models through lora.folded_adapters (same weights, faster)
         self.merged_adapters: dict[str, dict[str, Any] | None] = {}
         if device is not None:
             self.to(device)
@@ -314,10 +316,12 @@ class WorldModelPair:
         # benchmarks/grpo_vs_trl.py does to time it) still reaches every fast-path call.
         generate = generate_ids if self.generation_backend == "fast" else get_backend(self.generation_backend)
         try:
-            for start in range(0, len(chunks), per_chunk):
-                completions += generate(model, chunks[start:start + per_chunk], eos_id=tok.eos_token_id,
-                                        pad_id=tok.pad_token_id, max_new_tokens=max_new, temperature=temperature,
-                                        top_p=top_p, generator=generator, repeats=repeats)
+            with folded_adapters(model) if self.fold_adapters else contextlib.nullcontext(model) as sampler:
+                for start in range(0, len(chunks), per_chunk):
+                    completions += generate(sampler, chunks[start:start + per_chunk], eos_id=tok.eos_token_id,
+                                            pad_id=tok.pad_token_id, max_new_tokens=max_new,
+                                            temperature=temperature, top_p=top_p, generator=generator,
+                                            repeats=repeats)
         finally:
             model.train(was_training)
         texts = [tok.decode(c, skip_special_tokens=True) for c in completions]

@@ -51,7 +51,8 @@ from .models import DTYPES, WorldModelPair, build_tiny_pair
 RESUME_NEUTRAL = ("progress", "save_steps", "save_total_limit", "log_steps", "device", "report_to")
 # Fields added after runs were saved: left out of the fingerprint at their default, so those runs still resume
 # (a non-default value changes what is sampled, so it must match).
-LATER_FIELD_DEFAULTS = {"generation_backend": "fast", "mixed_precision": "no", "micro_batch_size": None}
+LATER_FIELD_DEFAULTS = {"generation_backend": "fast", "mixed_precision": "no", "micro_batch_size": None,
+                        "fold_adapters": True}
 EXIT_AFTER_STEP_ENV = "SWIRL_EXIT_AFTER_STEP"  # testing hook: die right after this optimiser step
 SIMULATED_CRASH_EXIT_CODE = 86  # distinct from 1, which an ordinary traceback also gives
 
@@ -160,7 +161,7 @@ class CheckpointedTrainer:
             pair = WorldModelPair.load(c.model, c.idm_model, shared=c.shared, dtype=c.dtype, **options)
         if c.lora.enabled:  # a pair that already has adapters (e.g. an SFT LoRA init) keeps training them
             pair.add_adapters(c.lora, seed=c.seed)
-        pair.generation_backend = c.generation_backend
+        pair.generation_backend, pair.fold_adapters = c.generation_backend, c.fold_adapters
         return pair.to(self.device)
 
     # ------------------------------------------------------------------ optimisation

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from peft.tuners.lora import Linear as LoraLinear
 from safetensors.torch import load_file
 from support import ball_world, block_pair, runner_script
 
@@ -25,7 +26,7 @@ from swirl_core import (
     apply_overrides,
     presets,
 )
-from swirl_core.lora import is_adapter
+from swirl_core.lora import folded_adapters, is_adapter
 from swirl_core.prompts import ELLIPSIS, SYSTEM_PROMPTS, PromptFormat
 from swirl_core.trainer import SIMULATED_CRASH_EXIT_CODE
 from swirl_envs.errors import SwirlError
@@ -276,6 +277,28 @@ def test_shared_lora_pair_and_merged_export(tmp_path):
     assert not plain.has_adapters
     assert torch.allclose(plain.score_actions(["ball at 1"], ["ball at 2, rolled right"], ["push right"]),
                           pair.score_actions(["ball at 1"], ["ball at 2, rolled right"], ["push right"]), atol=1e-5)
+
+
+def test_folded_adapters_compute_the_live_adapters_and_leave_them_untouched(lora_sft):
+    _, final, _ = lora_sft
+    pair = WorldModelPair.load(final)
+    model = pair.idm.eval()
+    modules = dict(model.named_modules())
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    ids = torch.tensor([pair.prompt_ids("idm", "ball at 3", "ball at 4, rolled right")])
+    live = model(input_ids=ids).logits
+    with folded_adapters(model) as folded:
+        assert not any(isinstance(m, LoraLinear) for m in folded.modules())
+        assert torch.allclose(folded(input_ids=ids).logits, live, atol=1e-5)
+    assert dict(model.named_modules()) == modules
+    assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
+    with model.disable_adapter(), folded_adapters(model):  # disabled layers are not folded back in
+        assert any(isinstance(m, LoraLinear) for m in model.modules())
+    samples = {}
+    for fold in (True, False):
+        pair.fold_adapters = fold
+        samples[fold] = pair.sample("idm", ["ball at 3", "ball at 7"], ["ball at 4, rolled right", "ball at 6"])
+    assert samples[True].completion_ids == samples[False].completion_ids
 
 
 # ------------------------------------------------------------------ LoRA on the real 135M model
