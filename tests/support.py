@@ -48,3 +48,15 @@ def install_fake_distribution(root: Path, dist: str, version: str, module: str, 
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
     (info / "entry_points.txt").write_text(f"[{group}]\n{entry_name} = {entry_value}\n")
+
+
+def has_scienceworld() -> bool:
+    """Whether ScienceWorld's simulator (the optional extra and Java 11+) runs here; not every machine has it."""
+    from swirl_envs.errors import SwirlError
+    from swirl_envs.scienceworld import check_requirements
+
+    try:
+        check_requirements()
+    except SwirlError:
+        return False
+    return True

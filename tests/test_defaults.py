@@ -8,6 +8,7 @@ import json
 
 import pytest
 import torch
+from support import has_scienceworld
 
 from swirl_core.defaults import (
     BORROWED_FROM,
@@ -100,20 +101,7 @@ def test_loads_and_predicts(bench, method):
     assert y_hat[0].strip() and z_hat[0].strip()
 
 
-def _simulator_missing(bench_name: str) -> bool:
-    """ScienceWorld's train stream needs its simulator (the optional extra and Java), which not every machine has."""
-    if bench_name != "scienceworld":
-        return False
-    from swirl_envs.scienceworld import check_requirements
-
-    try:
-        check_requirements()
-    except SwirlError:
-        return True
-    return False
-
-
-OTHER = [pytest.param(bench.name, method, marks=pytest.mark.skipif(_simulator_missing(bench.name),
+OTHER = [pytest.param(bench.name, method, marks=pytest.mark.skipif(bench.name == "scienceworld" and not has_scienceworld(),
                                                                    reason="scienceworld package or Java 11+ missing"))
          for bench in sorted(ROOT.iterdir()) if bench.is_dir() and bench.name != BENCH
          for method in default_checkpoints(bench.name)]

@@ -8,21 +8,13 @@ import sys
 import textwrap
 
 import pytest
+from support import has_scienceworld
 
 import swirl_envs.scienceworld as sw
 from swirl_envs import SwirlError, UnknownNameError
 from swirl_envs.scienceworld import ScienceWorld, check_requirements, render_state
 
-
-def _has_simulator() -> bool:
-    try:
-        check_requirements()
-    except SwirlError:
-        return False
-    return True
-
-
-needs_simulator = pytest.mark.skipif(not _has_simulator(), reason="scienceworld package or Java 11+ missing")
+needs_simulator = pytest.mark.skipif(not has_scienceworld(), reason="scienceworld package or Java 11+ missing")
 
 
 def test_missing_java_is_one_clear_line(monkeypatch, tmp_path):
@@ -170,7 +162,7 @@ def test_hidden_actions_cache_dataset_and_env(bench, tmp_path):
 
 
 def test_unknown_task_is_named():
-    if not _has_simulator():
+    if not has_scienceworld():
         pytest.skip("scienceworld package or Java 11+ missing")
     with pytest.raises(UnknownNameError, match="unknown scienceworld task 'boil-water'"):
         ScienceWorld(tasks=["boil-water"]).task_names()
