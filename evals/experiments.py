@@ -273,11 +273,17 @@ def _warm_pair(folder: Path) -> Any:
 
 def timed_train(trainer: Any, data: list[Transition], output: Path, init: Path | None) -> tuple[Path, float]:
     """Train (a no-op when `output` already holds this config's finished run); returns the final pair
-    folder and the training seconds, as measured by the invocation that finished the run."""
+    folder and the training seconds: the invocation that finished the run, or, where that run had been
+    stopped and resumed, its whole training time (metrics.jsonl's last "time", which carries across
+    resumes), whichever is longer."""
+    from swirl_core.logging import read_metrics
+
     record, start = output / "wall_time_s.json", time.perf_counter()
     final = trainer.train(data, output, init=init)
     if not record.is_file():
-        write_atomic(record, dumps_json(round(time.perf_counter() - start, 1)))
+        logged = [row["time"] for row in read_metrics(output) if "time" in row]
+        seconds = max(time.perf_counter() - start, logged[-1] if logged else 0.0)
+        write_atomic(record, dumps_json(round(seconds, 1)))
     return final, float(json.loads(record.read_text()))
 
 

@@ -126,7 +126,10 @@ class MetricsLogger:
                 self.truncate_after(resume_step)
             elif self.path.exists():
                 self.path.unlink()  # a fresh run starts a fresh log
-        self.start = time.time()
+        # "time" is the run's training time: a resumed run goes on from its kept steps' last time, so that
+        # the time spent before a stop counts and the time between stop and resume does not
+        kept = read_metrics(self.path.parent) if resume_step is not None else []
+        self.start = time.time() - (kept[-1].get("time", 0.0) if kept else 0.0)
         self.progress = progress_bar(TextColumn("{task.fields[info]}"), disable=not (progress and main))
         self.task = self.progress.add_task(description, total=total_steps, completed=resume_step or 0, info="")
         self.trackers = start_trackers(config, self.path.parent, description, resume_step) if main else []

@@ -296,3 +296,16 @@ def test_smollm2_run_has_its_own_folder_rows_copy_baseline_and_compute(tmp_path,
     table = experiment_results.markdown_table("textweb", summary)
     assert f"| copy (y = x) | {copy:.2f} ± 0.00 |" in table
     assert "| swirl | 72.50 ± 0.50 | +2.8%" in table and "| 4 | 104 | 0.2 | 2.5 |" in table
+
+
+def test_timed_train_counts_a_resumed_run_from_its_start(tmp_path):
+    class Resumed:  # finishes in an instant, as a resumed run's last invocation may, after 300 s logged before
+        def train(self, data, output, init=None):
+            (output / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "time": 100.0 * s}) + "\n"
+                                                          for s in (1, 2, 3)))
+            return output / "final"
+
+    final, seconds = experiments.timed_train(Resumed(), [], tmp_path, None)
+    assert final == tmp_path / "final" and seconds == 300.0
+    assert json.loads((tmp_path / "wall_time_s.json").read_text()) == 300.0
+    assert experiments.timed_train(Resumed(), [], tmp_path, None)[1] == 300.0  # recorded once, then read

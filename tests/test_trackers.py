@@ -112,3 +112,17 @@ def test_trackio_logs_offline_to_a_local_directory(tmp_path):
     for logged, line in zip(got["logs"], lines, strict=True):
         assert logged["loss"] == pytest.approx(line["loss"]) and logged["loss/fwm"] == pytest.approx(line["loss/fwm"])
     assert got["config"]["report_to"] == "trackio" and got["config"]["tiny.hidden_size"] == 64
+
+
+def test_a_resumed_log_counts_the_time_before_the_stop_and_drops_the_lost_steps(tmp_path):
+    rows = [{"step": 1, "loss": 2.0, "time": 30.0}, {"step": 2, "loss": 1.5, "time": 60.0},
+            {"step": 3, "loss": 1.2, "time": 90.0}]  # step 3 came after the checkpoint the run resumes from
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with MetricsLogger(tmp_path, total_steps=4, progress=False, resume_step=2) as log:
+        log.log(3, {"loss": 1.1})
+    steps = read_metrics(tmp_path)
+    assert [r["step"] for r in steps] == [1, 2, 3] and steps[2]["loss"] == 1.1
+    assert 60.0 <= steps[2]["time"] < 90.0  # the time after step 2's checkpoint, not since this process began
+    with MetricsLogger(tmp_path, total_steps=4, progress=False) as log:  # a fresh run starts at 0
+        log.log(1, {"loss": 2.0})
+    assert read_metrics(tmp_path)[0]["time"] < 30.0
