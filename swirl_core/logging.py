@@ -120,26 +120,28 @@ class MetricsLogger:
                  description: str = "training", resume_step: int | None = None, config: Any = None,
                  main: bool = True):
         self.path, self.main = Path(output_dir) / "metrics.jsonl", main
+        kept: list[dict[str, Any]] = []
         if main:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if resume_step is not None:
-                self.truncate_after(resume_step)
+                kept = self.truncate_after(resume_step)
             elif self.path.exists():
                 self.path.unlink()  # a fresh run starts a fresh log
         # "time" is the run's training time: a resumed run goes on from its kept steps' last time, so that
         # the time spent before a stop counts and the time between stop and resume does not
-        kept = read_metrics(self.path.parent) if resume_step is not None else []
         self.start = time.time() - (kept[-1].get("time", 0.0) if kept else 0.0)
         self.progress = progress_bar(TextColumn("{task.fields[info]}"), disable=not (progress and main))
         self.task = self.progress.add_task(description, total=total_steps, completed=resume_step or 0, info="")
         self.trackers = start_trackers(config, self.path.parent, description, resume_step) if main else []
 
-    def truncate_after(self, step: int) -> None:
+    def truncate_after(self, step: int) -> list[dict[str, Any]]:
+        """Drop the lines of steps after `step` (lost with the stop); returns the records kept."""
         if not self.path.exists():
-            return
-        kept = [line for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= step]
-        write_atomic(self.path, "".join(line + "\n" for line in kept))
+            return []
+        lines = [line for line in self.path.read_text().splitlines() if line.strip()]
+        kept = [(line, record) for line in lines if (record := json.loads(line)).get("step", 0) <= step]
+        write_atomic(self.path, "".join(line + "\n" for line, _ in kept))
+        return [record for _, record in kept]
 
     def log(self, step: int, metrics: dict[str, Any], *, write: bool = True) -> None:
         record = {"step": step, **{k: _clean(v) for k, v in metrics.items()},

@@ -116,8 +116,9 @@ def folded_adapters(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
         with torch.no_grad():
             for parent in list(core_model(model).modules()):
                 for name, child in list(parent.named_children()):
-                    if isinstance(child, LoraLinear) and _foldable(child):
-                        setattr(parent, name, _folded_linear(child))
+                    folded = _folded_linear(child) if isinstance(child, LoraLinear) else None
+                    if folded is not None:
+                        setattr(parent, name, folded)
                         swaps.append((parent, name, child))
     try:
         yield model
@@ -126,20 +127,17 @@ def folded_adapters(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
             setattr(parent, name, child)
 
 
-def _foldable(layer: Any) -> bool:
+def _folded_linear(layer: Any) -> torch.nn.Linear | None:
+    """A plain Linear computing what the LoRA Linear `layer` computes now; None where it cannot be folded."""
     adapters = [a for a in layer.active_adapters if a in layer.lora_A]
-    return (bool(adapters) and not layer.merged and not layer.disable_adapters
-            and type(layer.get_base_layer()) is torch.nn.Linear
-            and not any(getattr(layer, "lora_variant", {}).get(a) or getattr(layer, "use_dora", {}).get(a)
-                        for a in adapters))
-
-
-def _folded_linear(layer: Any) -> torch.nn.Linear:
     base = layer.get_base_layer()
+    if (not adapters or layer.merged or layer.disable_adapters or type(base) is not torch.nn.Linear
+            or any(getattr(layer, "lora_variant", {}).get(a) or getattr(layer, "use_dora", {}).get(a)
+                   for a in adapters)):
+        return None
     weight = base.weight.detach().clone()
-    for adapter in layer.active_adapters:
-        if adapter in layer.lora_A:
-            weight += layer.get_delta_weight(adapter).to(weight.dtype)
+    for adapter in adapters:
+        weight += layer.get_delta_weight(adapter).to(weight.dtype)
     folded = torch.nn.utils.skip_init(torch.nn.Linear, base.in_features, base.out_features, bias=base.bias is not None,
                                       device=weight.device, dtype=weight.dtype)
     folded.weight = torch.nn.Parameter(weight, requires_grad=False)

@@ -101,8 +101,8 @@ def test_loads_and_predicts(bench, method):
     assert y_hat[0].strip() and z_hat[0].strip()
 
 
-OTHER = [pytest.param(bench.name, method, marks=pytest.mark.skipif(bench.name == "scienceworld" and not has_scienceworld(),
-                                                                   reason="scienceworld package or Java 11+ missing"))
+NO_SIMULATOR = pytest.mark.skipif(not has_scienceworld(), reason="scienceworld package or Java 11+ missing")
+OTHER = [pytest.param(bench.name, method, marks=NO_SIMULATOR if bench.name == "scienceworld" else ())
          for bench in sorted(ROOT.iterdir()) if bench.is_dir() and bench.name != BENCH
          for method in default_checkpoints(bench.name)]
 
