@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from evals import experiment_results, experiments, figures
 from evals.experiment_results import aggregate, mean_se
@@ -23,6 +24,15 @@ TOY = EnvSetup("textphysics", {"difficulty": "easy"}, labelled=15, unlabelled=25
                max_length=160, max_target_tokens=24, warmup_epochs=1, sft={"epochs": 1, "batch_size": 8},
                swirl={"iterations": 1, "steps_per_phase": 1, "batch_size": 2, "fwm_group_size": 2,
                       "idm_group_size": 2, "learning_rate": 1e-4})
+
+
+@pytest.fixture(autouse=True)
+def keep_torch_threads():
+    """experiments.main sets torch's thread count for the whole process (every core for smollm2-135m); the
+    modules run after this one compare weights bit for bit, which needs the one thread they set."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 def test_split_is_whole_episodes_and_hides_u_actions():
