@@ -68,6 +68,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 from evals.experiment_results import aggregate, leaderboard_rows, markdown_table, write_leaderboard
 from evals.methods import CONTROLS, base_method, trainer_of
 from evals.methods import EXPERIMENT_METHODS as METHODS
@@ -511,13 +513,17 @@ def run_seed(setup: EnvSetup, seed: int, root: Path, methods: tuple[str, ...],
     bench = make_benchmark(setup.bench, labelled=True, **setup.bench_options)
     copy = copy_baseline(list(bench.transitions("test", limit=setup.test or None)), setup.headline)
     compute = {m: run_compute(work / m) for m in seconds}  # what this invocation trained or found finished
-    result = {"env": setup.bench, "seed": seed, "model": model, "split": split.info,
-              "data_hash_test": sorted(hashes), "copy": copy,
-              "train_seconds": {**previous.get("train_seconds", {}), **seconds},
-              "compute": {**previous.get("compute", {}), **compute},
-              "methods": {**previous["methods"], **results},
-              "wall_seconds": round(time.perf_counter() - start, 1), "environment": environment()}
-    write_atomic(result_file, dumps_json(result))
+    # two invocations may work on one seed with different methods (hours each): merge into what the file holds
+    # now, not what it held at the start, so neither drops the other's methods
+    with FileLock(work / ".results.json.lock"):
+        latest = json.loads(result_file.read_text()) if result_file.is_file() else {"methods": {}}
+        result = {"env": setup.bench, "seed": seed, "model": model, "split": split.info,
+                  "data_hash_test": sorted(hashes), "copy": copy,
+                  "train_seconds": {**latest.get("train_seconds", {}), **seconds},
+                  "compute": {**latest.get("compute", {}), **compute},
+                  "methods": {**latest["methods"], **results},
+                  "wall_seconds": round(time.perf_counter() - start, 1), "environment": environment()}
+        write_atomic(result_file, dumps_json(result))
     return result
 
 

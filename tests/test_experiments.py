@@ -319,3 +319,25 @@ def test_timed_train_counts_a_resumed_run_from_its_start(tmp_path):
     assert final == tmp_path / "final" and seconds == 300.0
     assert json.loads((tmp_path / "wall_time_s.json").read_text()) == 300.0
     assert experiments.timed_train(Resumed(), [], tmp_path, None)[1] == 300.0  # recorded once, then read
+
+
+def test_two_invocations_on_one_seed_keep_each_others_methods(tmp_path, monkeypatch):
+    """A second invocation may finish a method on the same seed while this one trains (hours apart on SmolLM2):
+    results.json must end with both, not with whichever invocation wrote last."""
+    smol = dataclasses.replace(experiments.SMOLLM2_ENVS["textweb"], labelled=15, unlabelled=25, test=6)
+    monkeypatch.setitem(experiments.SMOLLM2_ENVS, "textweb", smol)
+    monkeypatch.setattr(experiments, "_train", fake_trainer({}))
+    result_file = tmp_path / "runs" / "smollm2-135m" / "textweb" / "main" / "seed0" / "results.json"
+
+    def fake_evaluate(setup, method, folder, seed, work):
+        if method == "swirl":  # meanwhile, another invocation finished sft-oracle on this seed
+            other = json.loads(result_file.read_text())
+            other["methods"]["sft-oracle"] = {"metrics": {"fwm/bleu": 90.0}}
+            result_file.write_text(json.dumps(other))
+        return {"metrics": {"fwm/bleu": 70.0, "idm/exact_match": 0.5}, "data_hash_test": "sha256:" + "0" * 64}
+
+    monkeypatch.setattr(experiments, "evaluate_method", fake_evaluate)
+    argv = ["--env", "textweb", "--model", "smollm2-135m", "--seeds", "0", "--output", str(tmp_path / "runs")]
+    assert experiments.main([*argv, "--methods", "sft"]) == 0
+    assert experiments.main([*argv, "--methods", "sft,swirl"]) == 0
+    assert sorted(json.loads(result_file.read_text())["methods"]) == ["sft", "sft-oracle", "swirl"]
