@@ -253,6 +253,14 @@ def new_lines(text: str, state: str) -> str:
     return "\n".join(kept)
 
 
+def adds_no_line(prediction_delta: str, truth_delta: str) -> float | None:
+    """1.0 when a prediction adds no line to the state although the true next state does (it repeats x, which
+    whole-state BLEU rewards), 0.0 when it adds some, None when the truth adds none either (deltas: `new_lines`)."""
+    if not truth_delta.strip():
+        return None
+    return float(not prediction_delta.strip())
+
+
 def state_scores(prediction: str, truth: str, state: str,
                  parse: Callable[[str], Mapping[str, str] | None]) -> dict[str, float | None]:
     """Exact state match and F1 of the changed fields, read by a simulator's own `parse` (fields -> values,
@@ -281,8 +289,10 @@ def fwm_sample_scores(prediction: str, truth: str, state: str | None = None,
         "fwm/rougeL": rouge_l(prediction, truth), "fwm/exact_match": exact_match(prediction, truth),
         "fwm/json_valid": None, "fwm/json_key_f1": None, "fwm/json_kv_f1": None, "fwm/delta_line_f1": None}
     if state is not None:
-        changed = [new_lines(text, state).splitlines() for text in (prediction, truth)]
+        deltas = [new_lines(text, state) for text in (prediction, truth)]
+        changed = [delta.splitlines() for delta in deltas]
         scores["fwm/delta_line_f1"] = multiset_f1([s.strip() for s in changed[0]], [s.strip() for s in changed[1]])
+        scores["fwm/adds_no_line"] = adds_no_line(*deltas)
         if parse is not None:
             scores.update(state_scores(prediction, truth, state, parse))
     truth_ok, truth_value = parse_json(truth)
@@ -327,6 +337,8 @@ METRICS: dict[str, MetricSpec] = {m.name: m for m in [
                "the state), predicted vs true", "0-100", texts=("delta_prediction", "delta_truth")),
     MetricSpec("fwm/delta_line_f1", "mean", "F1 of the changed lines (lines of the next state not in the state)",
                "0-1"),
+    MetricSpec("fwm/adds_no_line", "mean", "the prediction adds no line to the state although the true next state "
+               "does: it repeats x, which whole-state BLEU rewards (text states)", "0-1", higher_is_better=False),
     MetricSpec("fwm/state_exact", "mean", "the predicted next state parses and equals the true one, field by field "
                "(simulators that read their own states)", "0-1"),
     MetricSpec("fwm/changed_f1", "mean", "F1 of the (field, value) pairs that changed from the state, predicted vs "

@@ -160,12 +160,16 @@ def test_changed_lines_metrics_ignore_what_is_copied_from_the_state():
     truth = "tick 1\nblock A: x=1.5 v=0.5\nblock B: x=5.0 v=0.0"
     copy = metrics.fwm_sample_scores(state, truth, state)  # predicting "nothing changes"
     assert copy["fwm/delta_line_f1"] == 0.0 and copy["fwm/bleu"] > 30  # whole-text BLEU rewards the copy
+    assert copy["fwm/adds_no_line"] == 1.0
     right = metrics.fwm_sample_scores(truth, truth, state)
-    assert right["fwm/delta_line_f1"] == 1.0
+    assert right["fwm/delta_line_f1"] == 1.0 and right["fwm/adds_no_line"] == 0.0
+    assert metrics.fwm_sample_scores(state, state, state)["fwm/adds_no_line"] is None  # nothing to add: not counted
     assert metrics.new_lines(truth, state) == "tick 1\nblock A: x=1.5 v=0.5"
     records = [{"fwm": {"prediction": p, "truth": truth, "delta_prediction": metrics.new_lines(p, state),
                         "delta_truth": metrics.new_lines(truth, state),
                         "scores": metrics.fwm_sample_scores(p, truth, state)}} for p in (state, truth)]
     found = metrics.aggregate(records, n_boot=10)
     assert found["fwm/delta_line_f1"]["value"] == 0.5 and found["fwm/delta_bleu"]["n"] == 2
+    assert found["fwm/adds_no_line"]["value"] == 0.5
+    assert not metrics.METRICS["fwm/adds_no_line"].higher_is_better
     assert found["fwm/delta_bleu"]["value"] < found["fwm/bleu"]["value"]

@@ -1,0 +1,57 @@
+"""Does an FWM change the state, and are its changes right? Counted from report cards' samples.jsonl.
+
+    python scripts/fwm_changes.py runs/experiments/smollm2-135m/textweb/main/seed0/cards/*/samples.jsonl
+
+Whole-state BLEU mostly measures what a next state copies from the state: a prediction that repeats x
+scores high while the changed part is wrong. Per file and method, this splits the FWM's predictions into
+those that add no line to the state although the truth does (`fwm/adds_no_line`) and those that add some,
+and prints how many there are, their mean sentence BLEU and, for the ones that change, the changed-line F1
+(`fwm/delta_line_f1`) and changed-field F1 (`fwm/changed_f1`, simulators that read their states). Only text
+states (records with `delta_prediction`) are counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from statistics import mean
+
+from evals.metrics import adds_no_line
+
+
+def summarise(records: list[dict]) -> dict[str, float | int | None]:
+    fwm = [r["fwm"] for r in records if r.get("fwm") and "delta_prediction" in r["fwm"]]
+    flags = [(f, adds_no_line(f["delta_prediction"], f["delta_truth"])) for f in fwm]
+    repeats = [f for f, flag in flags if flag == 1.0]
+    changes = [f for f, flag in flags if flag == 0.0]
+
+    def avg(items: list[dict], metric: str) -> float | None:
+        values = [f["scores"][metric] for f in items if f["scores"].get(metric) is not None]
+        return round(mean(values), 3) if values else None
+
+    return {"n": len(fwm), "truth_changes": len(repeats) + len(changes), "repeats_x": len(repeats),
+            "bleu_of_repeats": avg(repeats, "fwm/bleu"), "bleu_of_changes": avg(changes, "fwm/bleu"),
+            "delta_line_f1_of_changes": avg(changes, "fwm/delta_line_f1"),
+            "changed_f1_of_changes": avg(changes, "fwm/changed_f1"), "changed_f1": avg(fwm, "fwm/changed_f1")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("samples", nargs="+", type=Path, help="samples.jsonl files of report cards")
+    args = p.parse_args(argv)
+    for path in args.samples:
+        if not path.is_file():
+            print(f"error: {path}: no such file", file=sys.stderr)
+            return 2
+    for path in args.samples:
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        for method in dict.fromkeys(r["method"] for r in rows):
+            counts = summarise([r for r in rows if r["method"] == method])
+            print(json.dumps({"file": str(path), "method": method, **counts}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
