@@ -76,7 +76,8 @@ def save_trained_state(model: torch.nn.Module, path: str) -> None:
         from peft import get_peft_model_state_dict
         from safetensors.torch import save_file
 
-        save_file(get_peft_model_state_dict(model), path)
+        # adapters never resize the embeddings; "auto" would ask the Hub about the base at every checkpoint
+        save_file(get_peft_model_state_dict(model, save_embedding_layers=False), path)
     else:
         from safetensors.torch import save_model
 

@@ -26,7 +26,7 @@ from swirl_core import (
     apply_overrides,
     presets,
 )
-from swirl_core.lora import folded_adapters, is_adapter
+from swirl_core.lora import folded_adapters, is_adapter, save_trained_state
 from swirl_core.prompts import ELLIPSIS, SYSTEM_PROMPTS, PromptFormat
 from swirl_core.trainer import SIMULATED_CRASH_EXIT_CODE
 from swirl_envs.errors import SwirlError
@@ -299,6 +299,22 @@ def test_folded_adapters_compute_the_live_adapters_and_leave_them_untouched(lora
         pair.fold_adapters = fold
         samples[fold] = pair.sample("idm", ["ball at 3", "ball at 7"], ["ball at 4, rolled right", "ball at 6"])
     assert samples[True].completion_ids == samples[False].completion_ids
+
+
+def test_adapter_checkpoints_never_ask_the_hub(lora_sft, tmp_path, monkeypatch):
+    import peft.utils.save_and_load
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a checkpoint save looked the base model up on the Hub")
+
+    monkeypatch.setattr(peft.utils.save_and_load, "check_file_exists_on_hf_hub", no_network)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    pair = WorldModelPair.load(lora_sft[1])
+    for model in pair.unique_models().values():  # a preset's base is named by its Hub id
+        model.peft_config["default"].base_model_name_or_path = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    save_trained_state(pair.fwm, str(tmp_path / "fwm.safetensors"))
+    pair.save(tmp_path / "pair")
+    assert load_file(tmp_path / "fwm.safetensors").keys() == adapter_tensors(tmp_path / "pair")["fwm"].keys()
 
 
 # ------------------------------------------------------------------ LoRA on the real 135M model
