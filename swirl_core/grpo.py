@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-SCALES = ("group", "batch", "none")
+SCALES = ("group", "batch", "none", "best")
 LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
 STD_EPS = 1e-4  # added to the std, not the variance; TRL's constant (and the SWIRL paper's)
 
@@ -36,7 +36,9 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group
 
     rewards: (B,), consecutive runs of ``group_size`` completions share a prompt (B = groups * group_size).
     scale: "group" divides by each group's std, "batch" by the std of all B *raw* rewards (not of the
-    centred ones, as in TRL), "none" only centres (Dr. GRPO). Stds are unbiased (n-1) and ``STD_EPS`` is
+    centred ones, as in TRL), "none" only centres (Dr. GRPO); "best" is not centred: each group's top
+    completion gets 1 and the others 0 (rejection-sampling fine-tuning through the same loss: the best of
+    the group is reinforced, nothing is pushed down; ties go to the first, a flat group gets 0). Stds are unbiased (n-1) and ``STD_EPS`` is
     added to them, so a group whose rewards are all equal gets advantage 0. Rewards must be finite (TRL
     additionally skips NaN rewards of unscorable completions). Pass the rewards of the whole generation
     batch: TRL gathers them from all processes before normalising, so groups and the batch std span ranks.
@@ -49,6 +51,9 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group
     if group_size < 1 or rewards.numel() % group_size:
         raise ValueError(f"{rewards.numel()} rewards cannot be split into groups of {group_size}")
     grouped = rewards.view(-1, group_size)
+    if scale == "best":
+        top = torch.zeros_like(grouped).scatter_(1, grouped.argmax(dim=1, keepdim=True), 1.0)
+        return (top * (grouped.amax(dim=1) > grouped.amin(dim=1)).unsqueeze(1)).view(-1)
     adv = (grouped - grouped.mean(dim=1, keepdim=True)).view(-1)
     if scale == "group":
         adv = adv / (_std(grouped, dim=1).to(rewards).repeat_interleave(group_size) + STD_EPS)

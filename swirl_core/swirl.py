@@ -35,7 +35,7 @@ from swirl_envs.errors import SwirlError
 
 from .checkpoint import read_state
 from .config import TrainerConfig
-from .grpo import deterministic, group_advantages, grpo_loss, shuffle_within_groups
+from .grpo import SCALES, deterministic, group_advantages, grpo_loss, shuffle_within_groups
 from .logging import MetricsLogger
 from .logprobs import completion_logprobs
 from .lora import core_model, load_trained_state, save_trained_state
@@ -70,7 +70,7 @@ class SwirlConfig(TrainerConfig):
     annotate_min_logprob: float = -2.0
     reward_normalize: bool = True  # mean token log-prob (True) or the sum
     reward_min: float = -10.0
-    advantage_scale: str = "group"  # "group" | "batch" | "none"
+    advantage_scale: str = "group"  # "group" | "batch" | "none" | "best" (each group's top sample 1, others 0)
     loss_type: str = "dapo"
     beta: float = 0.04
     epsilon_low: float = 0.2
@@ -101,6 +101,8 @@ class SwirlConfig(TrainerConfig):
         if self.kl_reference not in ("iteration", "init") or self.judge not in ("current", "init"):
             raise SwirlError(f"kl_reference is 'iteration' or 'init' and judge 'current' or 'init', got "
                              f"{self.kl_reference!r} and {self.judge!r}")
+        if self.advantage_scale not in SCALES:
+            raise SwirlError(f"advantage_scale must be one of {', '.join(SCALES)}, got {self.advantage_scale!r}")
         if not set(self.phase_order) <= {"fwm", "idm"} or not self.phase_order:
             raise SwirlError(f"phase_order names phases 'fwm' and 'idm', got {self.phase_order!r}")
         self.phase_order = tuple(self.phase_order)

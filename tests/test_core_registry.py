@@ -141,6 +141,8 @@ def test_overrides_are_typed_nested_and_checked():
         apply_overrides(SwirlConfig(), ["iterations=1.5"])
     with pytest.raises(SwirlError, match="mode must be"):
         apply_overrides(SwirlConfig(), ["mode=fwm2idm"])
+    with pytest.raises(SwirlError, match="advantage_scale must be one of group, batch, none, best, got 'std'"):
+        apply_overrides(SwirlConfig(), ["advantage_scale=std"])
     with pytest.raises(SwirlError, match="key=value"):
         apply_overrides(SwirlConfig(), ["iterations"])
     assert "tiny.num_hidden_layers" in config_keys(config)

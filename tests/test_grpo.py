@@ -35,14 +35,20 @@ def test_group_advantages_none_only_centres():
     torch.testing.assert_close(adv, torch.tensor([-1.0, 1.0, -5.0, 5.0]))
 
 
-@pytest.mark.parametrize("scale", ["group", "batch", "none"])
+def test_group_advantages_best_reinforces_each_groups_top_sample_only():
+    # group 1: top is the third; group 2: a tie goes to the first; group 3: flat, no signal
+    adv = group_advantages(torch.tensor([1.0, 2.0, 3.0, 4.0, 4.0, 0.0, 5.0, 5.0, 5.0]), 3, "best")
+    assert torch.equal(adv, torch.tensor([0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]))
+
+
+@pytest.mark.parametrize("scale", ["group", "batch", "none", "best"])
 def test_group_advantages_singleton_groups_are_zero_not_nan(scale):
     assert torch.equal(group_advantages(torch.tensor([0.3, -2.0]), 1, scale), torch.zeros(2))
     assert torch.equal(group_advantages(torch.tensor([0.3]), 1, scale), torch.zeros(1))
 
 
 def test_group_advantages_validation():
-    with pytest.raises(ValueError, match="'group', 'batch', 'none'"):
+    with pytest.raises(ValueError, match="'group', 'batch', 'none', 'best'"):
         group_advantages(torch.zeros(4), 2, "std")
     with pytest.raises(ValueError, match="groups of 3"):
         group_advantages(torch.zeros(4), 3)

@@ -145,3 +145,24 @@ def test_strong_judge_scores_phase1_with_its_own_idm(tmp_path, warm, judge, monk
         assert not torch.allclose(score(own, *args), rewards, atol=1e-3)  # not the trained IDM's
     assert trainer.config_fingerprint()["judge_idm"] == str(judge)
     assert "judge_idm" not in SwirlTrainer(apply_overrides(SwirlConfig(), RL)).config_fingerprint()
+
+
+def test_best_of_group_advantages_reinforce_each_groups_top_sample(tmp_path, warm, monkeypatch):
+    seen, advantages = [], swirl_module.group_advantages
+
+    def spy(rewards, group, scale):
+        seen.append((rewards.view(-1, group), advantages(rewards, group, scale).view(-1, group)))
+        return advantages(rewards, group, scale)
+
+    monkeypatch.setattr(swirl_module, "group_advantages", spy)
+    config = apply_overrides(SwirlConfig(), [*RL, "advantage_scale=best"])
+    final = SwirlTrainer(config).train(ball_world(12, labelled=False), tmp_path / "best", init=warm)
+    assert len(seen) == 8
+    for rewards, adv in seen:
+        assert set(adv.unique().tolist()) <= {0.0, 1.0} and (adv.sum(1) <= 1).all()
+        top = adv.sum(1) == 1  # a group with signal reinforces one of its best samples
+        assert torch.equal(rewards[adv == 1], rewards.amax(1)[top])
+        assert torch.equal(top, rewards.amax(1) > rewards.amin(1))  # and only a flat group gets none
+    assert any(adv.sum() > 0 for _, adv in seen)
+    before, after = WorldModelPair.load(warm).fwm.state_dict(), WorldModelPair.load(final).fwm.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
