@@ -13,6 +13,11 @@ action with --oracle-z), scores it with the judge and reports:
   sample's sentence BLEU against y and with its changed-line F1 (`fwm/delta_line_f1`), averaged over groups;
 - `phase1/truth_wins`: the share of samples whose reward the true y beats (0.5: the judge cannot tell the
   truth from the model's own guesses);
+- `phase1/greedy_bleu`, `phase1/sample_bleu`, `phase1/picked_bleu`: the mean sentence BLEU of the FWM's
+  greedy next state (given the same z), of its samples, and of each group's top-rewarded sample. GRPO can
+  only move the policy toward its better samples: where even the picked ones score below greedy decoding,
+  reinforcing them lowers what greedy decoding (the evaluation) reads. `--fwm-temperature` measures this
+  at another sampling temperature than the trainer's default;
 - `phase2/corr_valid`: the same correlation with action validity (the simulator executes z' from x and
   gets y) where the environment is a simulator, else with exact match; `phase2/truth_wins` for the true z.
 
@@ -61,13 +66,15 @@ def summarise(groups: list[dict[str, Any]], quality_keys: tuple[str, ...], prefi
 
 
 def measure(pair: Any, judge: Any, transitions: list, execute: Any, *, group: int, oracle_z: bool,
-            batch_size: int, seed: int) -> dict[str, Any]:
+            batch_size: int, seed: int, fwm_temperature: float | None = None) -> dict[str, Any]:
     """Phase I and Phase II groups of `pair` on `transitions`, judged by `judge` (both WorldModelPairs)."""
     import torch
 
     from swirl_core.swirl import SwirlConfig
 
     c = SwirlConfig()  # the trainer's sampling defaults
+    if fwm_temperature is not None:
+        c.fwm_temperature = fwm_temperature
     generator = torch.Generator().manual_seed(seed)
     xs, ys, zs = [t.state for t in transitions], [t.next_state for t in transitions], [t.action for t in transitions]
     repeat = lambda items: [item for item in items for _ in range(group)]  # noqa: E731
@@ -76,14 +83,16 @@ def measure(pair: Any, judge: Any, transitions: list, execute: Any, *, group: in
                                                  batch_size=batch_size, generator=generator).texts
         y_samples = pair.sample("fwm", xs, used_z, num_samples=group, temperature=c.fwm_temperature,
                                 top_p=c.fwm_top_p, batch_size=batch_size, generator=generator).texts
+        greedy = pair.predict_next_states(xs, used_z, batch_size=batch_size)
         phase1 = judge.score_actions(repeat(xs), y_samples, repeat(used_z), batch_size=batch_size).tolist()
         phase1_truth = judge.score_actions(xs, ys, used_z, batch_size=batch_size).tolist()
         z_samples = pair.sample("idm", xs, ys, num_samples=group, temperature=c.idm_temperature, top_p=c.idm_top_p,
                                 batch_size=batch_size, generator=generator).texts
         phase2 = judge.score_next_states(repeat(xs), z_samples, repeat(ys), batch_size=batch_size).tolist()
         phase2_truth = judge.score_next_states(xs, zs, ys, batch_size=batch_size).tolist()
-    first, second = [], []
+    first, second, greedy_bleu = [], [], []
     for i, t in enumerate(transitions):
+        greedy_bleu.append(metrics.fwm_sample_scores(greedy[i], t.next_state, t.state)["fwm/bleu"])
         window = slice(i * group, (i + 1) * group)
         scored = [metrics.fwm_sample_scores(y, t.next_state, t.state) for y in y_samples[window]]
         first.append({"rewards": phase1[window], "truth_wins": truth_wins(phase1_truth[i], phase1[window]),
@@ -92,7 +101,11 @@ def measure(pair: Any, judge: Any, transitions: list, execute: Any, *, group: in
                  for z in z_samples[window]]
         second.append({"rewards": phase2[window], "truth_wins": truth_wins(phase2_truth[i], phase2[window]),
                        "valid": right})
+    picked = [g["bleu"][max(range(group), key=g["rewards"].__getitem__)] for g in first]
     return {**summarise(first, ("bleu", "delta_f1"), "phase1"), **summarise(second, ("valid",), "phase2"),
+            "phase1/fwm_temperature": c.fwm_temperature, "phase1/greedy_bleu": round(mean(greedy_bleu), 3),
+            "phase1/sample_bleu": round(mean(b for g in first for b in g["bleu"]), 3),
+            "phase1/picked_bleu": round(mean(picked), 3),
             "phase1/z_exact": round(mean(metrics.exact_match(a, b) for a, b in zip(used_z, zs, strict=True)), 4),
             "phase2/valid_share": round(mean(v for g in second for v in g["valid"]), 4)}
 
@@ -109,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=32, help="transitions (one group per phase each)")
     p.add_argument("--group", type=int, default=8, help="samples per group")
     p.add_argument("--oracle-z", action="store_true", help="Phase I samples given the true action, not the IDM's")
+    p.add_argument("--fwm-temperature", type=float, default=None,
+                   help="Phase I sampling temperature (default: the trainer's, SwirlConfig.fwm_temperature)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -116,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.limit < 1 or args.group < 2:
         p.error("--limit must be at least 1 and --group at least 2 (a correlation needs two samples)")
+    if args.fwm_temperature is not None and args.fwm_temperature <= 0:
+        p.error("--fwm-temperature must be positive (0 is greedy decoding, which draws no group)")
     from evals.checkpoints import resolve_checkpoint
 
     folders = {"pair": resolve_checkpoint(args.pair), "judge": resolve_checkpoint(args.judge or args.pair)}
@@ -139,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     pair = WorldModelPair.load(folders["pair"], merge=True)
     judge = pair if args.judge is None else WorldModelPair.load(folders["judge"], merge=True)
     found = measure(pair, judge, transitions, getattr(bench, "execute", None), group=args.group,
-                    oracle_z=args.oracle_z, batch_size=args.batch_size, seed=args.seed)
+                    oracle_z=args.oracle_z, batch_size=args.batch_size, seed=args.seed,
+                    fwm_temperature=args.fwm_temperature)
     result = {"pair": str(folders["pair"]), "judge": str(folders["judge"]), "env": args.env, "split": args.split,
               "transitions": len(transitions), "group": args.group, "oracle_z": args.oracle_z, "seed": args.seed,
               **{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in found.items()}}

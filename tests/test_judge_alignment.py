@@ -39,9 +39,22 @@ def test_a_pair_is_judged_on_a_simulator_with_its_validity(tmp_path, capsys):
         assert 0 <= flat <= 3 and (found[key] is None) == (flat == 3)
 
 
+def test_samples_near_temperature_zero_score_as_greedy_decoding(tmp_path):
+    folder = block_pair(max_length=160).save(tmp_path / "pair")
+    out = tmp_path / "cold.json"
+    assert judge_alignment.main([str(folder), "--env", "textphysics", "--limit", "3", "--group", "2",
+                                 "--oracle-z", "--fwm-temperature", "1e-4", "--output", str(out)]) == 0
+    found = json.loads(out.read_text())
+    assert found["phase1/fwm_temperature"] == 1e-4
+    assert found["phase1/sample_bleu"] == found["phase1/picked_bleu"] == pytest.approx(found["phase1/greedy_bleu"])
+
+
 def test_a_missing_pair_is_exit_2_before_loading(tmp_path, capsys):
     assert judge_alignment.main([str(tmp_path / "nope"), "--env", "textweb"]) == 2
     assert "nope" in capsys.readouterr().err
     with pytest.raises(SystemExit) as stop:
         judge_alignment.main([str(tmp_path), "--env", "textweb", "--group", "1"])
+    assert stop.value.code == 2
+    with pytest.raises(SystemExit) as stop:
+        judge_alignment.main([str(tmp_path), "--env", "textweb", "--fwm-temperature", "0"])
     assert stop.value.code == 2
