@@ -155,7 +155,9 @@ RUNS = Path(__file__).with_name("parallel_runs.py")
 # entry's step by its own gradient history, so on the few entries whose gradient is itself at rounding level
 # (~1e-9) it turns that into a visible part of a step (up to ~0.3 of one, seen with micro-batches); every
 # other entry agrees to ~1e-6. So: nearly all entries close, and the difference small beside the last steps' move.
-CLOSE, CLOSE_SHARE, DIFF_OF_MOVED = 1e-5, 0.999, 0.05
+# On an AVX-512 CPU the half-batch kernels round differently more often: swirl measured 99.79% of entries
+# within 1e-5 there (difference norm 0.9% of the move), hence 99% rather than 99.9%.
+CLOSE, CLOSE_SHARE, DIFF_OF_MOVED = 1e-5, 0.99, 0.05
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +222,8 @@ def test_two_processes_end_where_one_does(runs, case):
         f"(the weights moved by norm {moved:.2e})"
     logged = [[r["loss"] for r in map(json.loads, (runs / n / case / "metrics.jsonl").read_text().splitlines())]
               for n in ("one", "two")]
-    assert logged[0] == pytest.approx(logged[1], rel=1e-4, abs=1e-5)  # the global loss, not one process's
+    # the global loss, not one process's (on an AVX-512 CPU swirl's differ by up to 2.8e-5, 3.7e-4 relative)
+    assert logged[0] == pytest.approx(logged[1], rel=1e-3, abs=1e-4)
 
 
 def test_only_the_main_process_writes(runs):
