@@ -38,9 +38,9 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group
     scale: "group" divides by each group's std, "batch" by the std of all B *raw* rewards (not of the
     centred ones, as in TRL), "none" only centres (Dr. GRPO); "best" is not centred: each group's top
     completion gets 1 and the others 0 (rejection-sampling fine-tuning through the same loss: the best of
-    the group is reinforced, nothing is pushed down; ties go to the first, a flat group gets 0). Stds are unbiased (n-1) and ``STD_EPS`` is
-    added to them, so a group whose rewards are all equal gets advantage 0. Rewards must be finite (TRL
-    additionally skips NaN rewards of unscorable completions). Pass the rewards of the whole generation
+    the group is reinforced, nothing is pushed down; ties go to the first, a flat group gets 0). Stds are
+    unbiased (n-1) and ``STD_EPS`` is added to them, so a group whose rewards are all equal gets advantage
+    0. Rewards must be finite (TRL additionally skips NaN rewards of unscorable completions). Pass the rewards of the whole generation
     batch: TRL gathers them from all processes before normalising, so groups and the batch std span ranks.
     Returns (B,) in the dtype of ``rewards``.
     """
