@@ -39,14 +39,14 @@ from .grpo import SCALES, deterministic, group_advantages, grpo_loss, shuffle_wi
 from .logging import MetricsLogger
 from .logprobs import completion_logprobs
 from .lora import core_model, load_trained_state, save_trained_state
-from .models import WorldModelPair, repeat_each
+from .models import Generation, WorldModelPair, repeat_each
 from .reference import AdapterSnapshot, FrozenCopy, snapshot
 from .trainer import CheckpointedTrainer
 
 PHASE_NAMES = {"fwm": "phase1-fwm", "idm": "phase2-idm"}
 JUDGE_FILE = "judge.safetensors"  # shared weights: the current phase's frozen judge, for a resume mid-phase
 # Control fields at these values are left out of the resume fingerprint: runs made before they existed resume
-CONTROL_DEFAULTS = {"reward_shuffle": False, "judge_idm": None}
+CONTROL_DEFAULTS = {"reward_shuffle": False, "judge_idm": None, "fwm_greedy_in_group": False}
 
 
 @dataclass
@@ -61,6 +61,8 @@ class SwirlConfig(TrainerConfig):
     idm_group_size: int = 16
     fwm_temperature: float = 0.75
     fwm_top_p: float = 0.96
+    fwm_greedy_in_group: bool = False  # Phase I: each group's first member is the FWM's greedy decode, so the
+    # advantages rank the samples against what evaluation reads, and only a sample the judge prefers to it gains
     idm_temperature: float = 0.7
     idm_top_p: float = 0.9
     fwm_max_new_tokens: int | None = None  # rollout budget; must equal the pair's target budget (None: it does)
@@ -101,6 +103,9 @@ class SwirlConfig(TrainerConfig):
         if self.kl_reference not in ("iteration", "init") or self.judge not in ("current", "init"):
             raise SwirlError(f"kl_reference is 'iteration' or 'init' and judge 'current' or 'init', got "
                              f"{self.kl_reference!r} and {self.judge!r}")
+        if self.fwm_greedy_in_group and self.fwm_group_size < 2:
+            raise SwirlError(f"fwm_greedy_in_group needs fwm_group_size >= 2 (the greedy decode and a sample), "
+                             f"got {self.fwm_group_size}")
         if self.advantage_scale not in SCALES:
             raise SwirlError(f"advantage_scale must be one of {', '.join(SCALES)}, got {self.advantage_scale!r}")
         if not set(self.phase_order) <= {"fwm", "idm"} or not self.phase_order:
@@ -382,15 +387,21 @@ class SwirlTrainer(CheckpointedTrainer):
                              max_new_tokens=c.idm_max_new_tokens, batch_size=c.sample_batch_size,
                              generator=self.generator).texts
         group = c.fwm_group_size
-        gen = pair.sample("fwm", xs, zs, num_samples=group, temperature=c.fwm_temperature, top_p=c.fwm_top_p,
-                          max_new_tokens=c.fwm_max_new_tokens, batch_size=c.sample_batch_size,
+        gen = pair.sample("fwm", xs, zs, num_samples=group - c.fwm_greedy_in_group, temperature=c.fwm_temperature,
+                          top_p=c.fwm_top_p, max_new_tokens=c.fwm_max_new_tokens, batch_size=c.sample_batch_size,
                           generator=self.generator)
+        if c.fwm_greedy_in_group:
+            greedy = pair.sample("fwm", xs, zs, max_new_tokens=c.fwm_max_new_tokens, batch_size=c.sample_batch_size)
+            gen = with_leading_member(greedy, gen)
         with self._judged_by(pair, "idm") as judge:
             rewards = judge.score_actions(repeat_each(xs, group), gen.texts, repeat_each(zs, group),
                                           normalize=c.reward_normalize, batch_size=c.sample_batch_size)
         truth = pair.score_next_states(xs, zs, ys, batch_size=c.sample_batch_size)
         metrics = self._update(pair, "fwm", gen.prompt_ids, gen.completion_ids, rewards, group)
         metrics["logp_truth"] = self.accelerator.gather(truth).mean().item()  # log P(y | x, z) of the real y
+        if c.fwm_greedy_in_group:  # the share of groups whose judge prefers the greedy decode to every sample
+            top = self.accelerator.gather(rewards.float()).view(-1, group).argmax(1)
+            metrics["greedy_top"] = (top == 0).float().mean().item()
         return metrics
 
     def _phase2(self, pair: WorldModelPair, batch: list[tuple[int, Any, Any]]) -> dict[str, Any]:
@@ -507,6 +518,14 @@ class SwirlTrainer(CheckpointedTrainer):
         row_share = 1.0 / len(completions) if chunked and loss_type in ("grpo", "dr_grpo") else 0.0
         loss_type = "dapo" if loss_type == "bnpo" else loss_type  # the same, counted over the whole batch
         return loss_type, {"num_items": tokens / world, "max_completion_length": int(width)}, row_share
+
+
+def with_leading_member(first: Generation, rest: Generation) -> Generation:
+    """Groups of `rest` (rows grouped by prompt) with `first`'s one completion per prompt put in front."""
+    per = len(rest.texts) // len(first.texts)
+    rows = [(first, i) if k == 0 else (rest, i * per + k - 1) for i in range(len(first.texts)) for k in range(per + 1)]
+    return Generation([g.texts[j] for g, j in rows], [g.prompt_ids[j] for g, j in rows],
+                      [g.completion_ids[j] for g, j in rows])
 
 
 def merge_figures(parts: list[tuple[dict[str, torch.Tensor], torch.Tensor]]) -> dict[str, torch.Tensor]:

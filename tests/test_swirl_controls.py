@@ -3,6 +3,8 @@ strong judge (another pair's IDM scores Phase I). Their resume tests are in test
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from support import ball_world
@@ -166,3 +168,37 @@ def test_best_of_group_advantages_reinforce_each_groups_top_sample(tmp_path, war
     assert any(adv.sum() > 0 for _, adv in seen)
     before, after = WorldModelPair.load(warm).fwm.state_dict(), WorldModelPair.load(final).fwm.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_greedy_in_group_puts_the_greedy_decode_first_in_every_phase1_group(tmp_path, warm, monkeypatch):
+    draws, updates = [], []
+    sample, update = WorldModelPair.sample, SwirlTrainer._update
+
+    def spy_sample(self, role, states, contexts, **kw):
+        out = sample(self, role, states, contexts, **kw)
+        draws.append((role, kw.get("num_samples", 1), kw.get("temperature", 0.0), out))
+        return out
+
+    def spy_update(self, pair, role, prompts, completions, raw_rewards, group):
+        updates.append((role, completions, group))
+        return update(self, pair, role, prompts, completions, raw_rewards, group)
+
+    monkeypatch.setattr(WorldModelPair, "sample", spy_sample)
+    monkeypatch.setattr(SwirlTrainer, "_update", spy_update)
+    config = apply_overrides(SwirlConfig(), [*RL, "fwm_greedy_in_group=true", "mode=idm2fwm"])
+    final = SwirlTrainer(config).train(ball_world(12, labelled=False), tmp_path / "greedy", init=warm)
+    fwm_draws = [d for d in draws if d[0] == "fwm"]
+    assert len(updates) == 4 and len(fwm_draws) == 8  # per step: the sampled group members, then the greedy row
+    steps = zip(updates, fwm_draws[::2], fwm_draws[1::2], strict=True)
+    for (role, completions, group), sampled, greedy in steps:
+        assert role == "fwm" and group == 3 and sampled[1:3] == (2, 0.75) and greedy[1:3] == (1, 0.0)
+        rest, first = sampled[3].completion_ids, greedy[3].completion_ids
+        assert completions == [row for i in range(len(first)) for row in (first[i], *rest[2 * i:2 * i + 2])]
+    logged = [json.loads(line) for line in (final.parent / "metrics.jsonl").read_text().splitlines()]
+    shares = [r["greedy_top"] for r in logged if r.get("phase") == "phase1-fwm"]
+    assert len(shares) == 4 and all(share in (0.0, 0.5, 1.0) for share in shares)  # of 2 groups a step
+
+
+def test_greedy_in_group_needs_a_sample_beside_the_greedy_decode():
+    with pytest.raises(SwirlError, match="fwm_group_size >= 2"):
+        SwirlConfig(fwm_greedy_in_group=True, fwm_group_size=1)
