@@ -18,6 +18,9 @@ action with --oracle-z), scores it with the judge and reports:
   only move the policy toward its better samples: where even the picked ones score below greedy decoding,
   reinforcing them lowers what greedy decoding (the evaluation) reads. `--fwm-temperature` measures this
   at another sampling temperature than the trainer's default;
+- `phase1/greedy_top`, `phase1/picked_with_greedy_bleu`: with the greedy decode added to each group (as
+  `SwirlConfig.fwm_greedy_in_group` does), the share of groups whose judge prefers it to every sample, and
+  the BLEU of the judge's pick;
 - `phase2/corr_valid`: the same correlation with action validity (the simulator executes z' from x and
   gets y) where the environment is a simulator, else with exact match; `phase2/truth_wins` for the true z.
 
@@ -86,6 +89,7 @@ def measure(pair: Any, judge: Any, transitions: list, execute: Any, *, group: in
         greedy = pair.predict_next_states(xs, used_z, batch_size=batch_size)
         phase1 = judge.score_actions(repeat(xs), y_samples, repeat(used_z), batch_size=batch_size).tolist()
         phase1_truth = judge.score_actions(xs, ys, used_z, batch_size=batch_size).tolist()
+        greedy_reward = judge.score_actions(xs, greedy, used_z, batch_size=batch_size).tolist()
         z_samples = pair.sample("idm", xs, ys, num_samples=group, temperature=c.idm_temperature, top_p=c.idm_top_p,
                                 batch_size=batch_size, generator=generator).texts
         phase2 = judge.score_next_states(repeat(xs), z_samples, repeat(ys), batch_size=batch_size).tolist()
@@ -102,10 +106,16 @@ def measure(pair: Any, judge: Any, transitions: list, execute: Any, *, group: in
         second.append({"rewards": phase2[window], "truth_wins": truth_wins(phase2_truth[i], phase2[window]),
                        "valid": right})
     picked = [g["bleu"][max(range(group), key=g["rewards"].__getitem__)] for g in first]
+    # with the greedy decode in the group (SwirlConfig.fwm_greedy_in_group), the judge's pick is greedy's
+    # unless a sample out-rewards it
+    greedy_top = [greedy_reward[i] >= max(g["rewards"]) - 1e-4 for i, g in enumerate(first)]  # a tie: greedy's
+    picked_with_greedy = [greedy_bleu[i] if top else picked[i] for i, top in enumerate(greedy_top)]
     return {**summarise(first, ("bleu", "delta_f1"), "phase1"), **summarise(second, ("valid",), "phase2"),
             "phase1/fwm_temperature": c.fwm_temperature, "phase1/greedy_bleu": round(mean(greedy_bleu), 3),
             "phase1/sample_bleu": round(mean(b for g in first for b in g["bleu"]), 3),
             "phase1/picked_bleu": round(mean(picked), 3),
+            "phase1/greedy_top": round(mean(greedy_top), 4),
+            "phase1/picked_with_greedy_bleu": round(mean(picked_with_greedy), 3),
             "phase1/z_exact": round(mean(metrics.exact_match(a, b) for a, b in zip(used_z, zs, strict=True)), 4),
             "phase2/valid_share": round(mean(v for g in second for v in g["valid"]), 4)}
 
