@@ -8,6 +8,11 @@ those that add no line to the state although the truth does (`fwm/adds_no_line`)
 and prints how many there are, their mean sentence BLEU and, for the ones that change, the changed-line F1
 (`fwm/delta_line_f1`) and changed-field F1 (`fwm/changed_f1`, simulators that read their states). Only text
 states (records with `delta_prediction`) are counted.
+
+With `--split-by REF` (a reference card's samples.jsonl, e.g. SFT's), the same test transitions are also split
+by what the reference did: where it repeated x and where it changed the state, each method's mean sentence
+BLEU and repeats are printed beside the reference's on both parts (`where_ref_repeats`,
+`where_ref_changes`). A method that stops repeating x is then seen where it made its changes.
 """
 
 from __future__ import annotations
@@ -37,19 +42,44 @@ def summarise(records: list[dict]) -> dict[str, float | int | None]:
             "changed_f1_of_changes": avg(changes, "fwm/changed_f1"), "changed_f1": avg(fwm, "fwm/changed_f1")}
 
 
+def text_records(rows: list[dict]) -> dict[int, dict]:
+    return {r["index"]: r["fwm"] for r in rows if r.get("fwm") and "delta_prediction" in r["fwm"]}
+
+
+def split_by_reference(records: dict[int, dict], reference: dict[int, dict]) -> dict[str, dict]:
+    """Mean sentence BLEU and repeats of `records` and `reference` where the reference repeats x / changes it."""
+    def repeats(record: dict) -> bool:
+        return adds_no_line(record["delta_prediction"], record["delta_truth"]) == 1.0
+
+    def bleu(side: dict[int, dict], ids: list[int]) -> float | None:
+        return round(mean(side[i]["scores"]["fwm/bleu"] for i in ids), 3) if ids else None
+
+    out = {}
+    for name, flag in (("where_ref_repeats", True), ("where_ref_changes", False)):
+        ids = [i for i in reference if i in records and repeats(reference[i]) == flag]
+        out[name] = {"n": len(ids), "ref_bleu": bleu(reference, ids), "bleu": bleu(records, ids),
+                     "repeats_x": sum(repeats(records[i]) for i in ids)}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("samples", nargs="+", type=Path, help="samples.jsonl files of report cards")
+    p.add_argument("--split-by", type=Path, default=None, metavar="REF",
+                   help="a reference card's samples.jsonl: also split the transitions by whether it repeated x")
     args = p.parse_args(argv)
-    for path in args.samples:
+    for path in [*args.samples, *([args.split_by] if args.split_by else [])]:
         if not path.is_file():
             print(f"error: {path}: no such file", file=sys.stderr)
             return 2
+    read = lambda path: [json.loads(line) for line in path.read_text().splitlines() if line.strip()]  # noqa: E731
+    reference = text_records(read(args.split_by)) if args.split_by else None
     for path in args.samples:
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        rows = read(path)
         for method in dict.fromkeys(r["method"] for r in rows):
-            counts = summarise([r for r in rows if r["method"] == method])
-            print(json.dumps({"file": str(path), "method": method, **counts}))
+            mine = [r for r in rows if r["method"] == method]
+            extra = split_by_reference(text_records(mine), reference) if reference is not None else {}
+            print(json.dumps({"file": str(path), "method": method, **summarise(mine), **extra}))
     return 0
 
 

@@ -39,3 +39,23 @@ def test_predictions_are_split_into_repeats_of_x_and_changes(tmp_path, capsys):
 def test_a_missing_samples_file_is_exit_2(tmp_path, capsys):
     assert fwm_changes.main([str(tmp_path / "nope.jsonl")]) == 2
     assert "nope.jsonl" in capsys.readouterr().err
+
+
+def test_split_by_a_reference_compares_methods_where_the_reference_repeated_x(tmp_path, capsys):
+    state, truth = "page: home\n[1] link Lamps", "page: lamps\n[1] link Home"
+    wrong = "error: not found"
+    reference = [record("sft", state, truth, state), record("sft", truth, truth, state)]  # repeats, then changes
+    other = [record("swirl", wrong, truth, state), record("swirl", truth, truth, state)]
+    for rows in (reference, other):
+        for index, row in enumerate(rows):
+            row["index"] = index
+    ref_file, other_file = tmp_path / "sft.jsonl", tmp_path / "swirl.jsonl"
+    ref_file.write_text("".join(json.dumps(r) + "\n" for r in reference))
+    other_file.write_text("".join(json.dumps(r) + "\n" for r in other))
+    assert fwm_changes.main([str(other_file), "--split-by", str(ref_file)]) == 0
+    found = json.loads(capsys.readouterr().out)
+    repeated, changed = found["where_ref_repeats"], found["where_ref_changes"]
+    assert repeated["n"] == changed["n"] == 1 and repeated["repeats_x"] == changed["repeats_x"] == 0
+    assert repeated["bleu"] < repeated["ref_bleu"]  # the wrong change scores below sft's copy of x
+    assert changed["bleu"] == changed["ref_bleu"] == 100.0
+    assert fwm_changes.main([str(other_file), "--split-by", str(tmp_path / "gone.jsonl")]) == 2
