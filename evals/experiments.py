@@ -168,8 +168,11 @@ SMOLLM2_ENVS: dict[str, EnvSetup] = {
     "textweb": EnvSetup("textweb", {"difficulty": "easy"}, **_SMOL_TEXT),
     # toolsim's Y repeats X before the new response at its end: in the shipped default every FWM target was
     # cut at 160 tokens (longest 627), so the target budget is 640 and a step costs ~4x textweb's; hence the
-    # defaults' L (15 steps an epoch), half the test set, no horizon curve and half the SWIRL steps
+    # defaults' L (15 steps an epoch), half the test set, no horizon curve and half the SWIRL steps. Its
+    # headline is the new response's BLEU (chosen before the SmolLM2 toolsim runs): whole-state BLEU mostly
+    # scores the copy of X, which a pretrained model does well whatever the action
     "toolsim": EnvSetup("toolsim", {"difficulty": "easy"}, labelled=120, unlabelled=240, test=50, horizon=0,
+                        headline="fwm/delta_bleu",
                         tiny={}, max_length=1280, max_target_tokens=640, warmup_epochs=0, sft=_SMOL_SFT,
                         oracle_epochs=3, bootstrap=_SMOL_BOOTSTRAP,
                         swirl={**_SMOL_SWIRL, "steps_per_phase": 4, "batch_size": 2}),
@@ -457,10 +460,13 @@ def copy_baseline(transitions: list[Transition], headline: str) -> dict[str, flo
     from sacrebleu.metrics import BLEU
 
     from evals.image_metrics import psnr
+    from evals.metrics import new_lines
 
     xs, ys = [t.state for t in transitions], [t.next_state for t in transitions]
     if headline == "fwm/psnr":
         return {headline: round(sum(psnr(x, y) for x, y in zip(xs, ys, strict=True)) / len(ys), 3)}
+    if headline == "fwm/delta_bleu":  # the changed lines, as the card extracts them: a copy changes none
+        xs, ys = [new_lines(x, x) for x in xs], [new_lines(y, x) for x, y in zip(xs, ys, strict=True)]
     return {headline: round(BLEU().corpus_score(xs, [ys]).score, 3)}  # evals.metrics' BLEU, no bootstrap
 
 

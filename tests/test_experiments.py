@@ -185,6 +185,11 @@ def test_copy_baseline_scores_y_equals_x_on_hand_made_transitions():
     # is the whole loss (the other way round the precisions would halve instead)
     assert experiments.copy_baseline([pair("a b c d", "a b c d e f g h")], "fwm/bleu")["fwm/bleu"] == pytest.approx(
         100 * math.exp(-1), abs=1e-3)
+    # toolsim's headline scores the changed lines only: copying x changes none, however much of y it repeats
+    tool = pair("query: weather\ncall: get_weather", "query: weather\ncall: get_weather\nresponse: 21 C, dry")
+    assert experiments.copy_baseline([tool], "fwm/bleu")["fwm/bleu"] > 30
+    assert experiments.copy_baseline([tool], "fwm/delta_bleu") == {"fwm/delta_bleu": 0.0}
+    assert experiments.SMOLLM2_ENVS["toolsim"].headline == "fwm/delta_bleu"
 
 
 def fake_trainer(trained: dict):
