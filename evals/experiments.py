@@ -143,7 +143,10 @@ SMOLLM2_FIELDS: dict[str, Any] = {
              "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}}
 # SFT at the pilot's lr 2e-4 (constant); bootstrap continues from the SFT adapters at half of it; SWIRL at the
 # shipped SmolLM2 defaults' lr 5e-5 (scripts/train_default_models.py).
-_SMOL_SFT = {"epochs": 3, "batch_size": 8, "learning_rate": 2e-4}
+# SFT trains as many steps as sft-oracle (3 epochs over L + U), so that the oracle's lead is U's actions, not
+# more steps: with U = 2L that is 9 epochs. At the pilot's 3 the textweb FWM was under-trained (BLEU 81.6
+# against 87.8 at 9, repeating x on 36 of 98 pages against 5), and every gain was measured against it.
+_SMOL_SFT = {"epochs": 9, "batch_size": 8, "learning_rate": 2e-4}
 _SMOL_BOOTSTRAP = {"epochs": 1, "batch_size": 8, "learning_rate": 1e-4}
 _SMOL_SWIRL = {"iterations": 2, "steps_per_phase": 8, "batch_size": 4, "fwm_group_size": 4, "idm_group_size": 8,
                "learning_rate": 5e-5, "sample_batch_size": 32}
@@ -153,15 +156,11 @@ _SMOL_SWIRL = {"iterations": 2, "steps_per_phase": 8, "batch_size": 4, "fwm_grou
 # benchmarks (their models are tiny codec pairs).
 _SMOL_TEXT = dict(  # textphysics and textweb: short states
     labelled=200,  # the pilot's L: 25 SFT steps an epoch
-    unlabelled=400,  # bootstrap labels and trains on all of U: 2x L keeps its 50 steps under SFT's 75
+    unlabelled=400,  # bootstrap labels and trains on all of U: 50 steps an epoch
     test=100,  # the pilot's test set: ~4-5 min of greedy FWM + IDM per method
     horizon=4, horizon_episodes=10,  # 40 more FWM generations per method
     tiny={}, max_length=512,  # the pilot's examples average ~316 tokens: X stays whole beside a 160-token target
-    # SFT for 9 epochs (225 steps): at the pilot's 3 (75 steps) the textweb FWM was under-trained (BLEU 81.6
-    # against 87.8 at 9 epochs, repeating x on 36 of 98 pages against 5), so every method started from it and
-    # every gain was measured against it; sft-oracle's 3 epochs over L + U are the same 225 steps
-    max_target_tokens=160, warmup_epochs=0, sft={**_SMOL_SFT, "epochs": 9},
-    oracle_epochs=3,
+    max_target_tokens=160, warmup_epochs=0, sft=_SMOL_SFT, oracle_epochs=3,  # 225 steps each
     bootstrap=_SMOL_BOOTSTRAP, swirl=_SMOL_SWIRL)  # SWIRL: 32 steps; Phase I sees 64 U pairs an iteration
 SMOLLM2_ENVS: dict[str, EnvSetup] = {
     "textphysics": EnvSetup("textphysics", {"difficulty": "easy"}, **_SMOL_TEXT),
@@ -173,14 +172,14 @@ SMOLLM2_ENVS: dict[str, EnvSetup] = {
     # scores the copy of X, which a pretrained model does well whatever the action
     "toolsim": EnvSetup("toolsim", {"difficulty": "easy"}, labelled=120, unlabelled=240, test=50, horizon=0,
                         headline="fwm/delta_bleu",
-                        tiny={}, max_length=1280, max_target_tokens=640, warmup_epochs=0, sft=_SMOL_SFT,
+                        tiny={}, max_length=1280, max_target_tokens=640, warmup_epochs=0, sft=_SMOL_SFT,  # 135 steps
                         oracle_epochs=3, bootstrap=_SMOL_BOOTSTRAP,
                         swirl={**_SMOL_SWIRL, "steps_per_phase": 4, "batch_size": 2}),
     # the shipped default's split (121 L, 114 U transitions by episode halves), budget (768 / 160) and SWIRL
     # sizes (measured: SFT 48 steps in 2683 s, SWIRL 12 steps in 602 s); all 39 test transitions
     "stabletoolbench": EnvSetup("stabletoolbench", labelled=0, unlabelled=0, test=0, horizon=0, tiny={},
-                                max_length=768, max_target_tokens=160, warmup_epochs=0, sft=_SMOL_SFT,
-                                oracle_epochs=3,  # as SFT's: ~2x its 48 steps over L + U
+                                max_length=768, max_target_tokens=160, warmup_epochs=0,
+                                sft={**_SMOL_SFT, "epochs": 6}, oracle_epochs=3,  # U ~ L: ~90 steps each
                                 bootstrap=_SMOL_BOOTSTRAP,
                                 swirl={**_SMOL_SWIRL, "steps_per_phase": 3, "batch_size": 2}),
 }

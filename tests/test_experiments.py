@@ -240,7 +240,10 @@ def test_smollm2_plan_sets_model_lora_and_sizes_without_loading(tmp_path, monkey
         # SFT-like runs start from the preset itself (the trainer loads it), the rest from their SFT pair
         assert init == (None if method in ("sft", "sft-shared", "sft-oracle") else
                         tmp_path / ("sft-shared" if method == "swirl-shared" else "sft") / "final"), method
-    assert trained["sft"][1]["epochs"] == 3 and trained["sft"][1]["learning_rate"] == 2e-4
+    assert trained["sft"][1]["epochs"] == 9 and trained["sft"][1]["learning_rate"] == 2e-4
+    for name in ("textphysics", "textweb", "toolsim"):  # SFT trains the oracle's steps: its lead is U's actions
+        sizes = experiments.SMOLLM2_ENVS[name]
+        assert sizes.sft["epochs"] * sizes.labelled == sizes.oracle_epochs * (sizes.labelled + sizes.unlabelled)
     assert trained["sft-oracle"][1]["epochs"] == setup.oracle_epochs
     assert trained["bootstrap"][1]["learning_rate"] == 1e-4
     assert {trained[m][1]["steps_per_phase"] for m in ("swirl", "swirl-idm2fwm", *CONTROLS)} == {8}
