@@ -96,6 +96,7 @@ class EnvSetup:
     max_length: int = 384
     max_target_tokens: int = 128
     headline: str = "fwm/bleu"  # the FWM metric gains are reported on
+    changes_only: bool = False  # the models write and read only the lines Y changes (TrainerConfig.changes_only)
     codec: dict[str, Any] | None = None  # image benchmarks: CodecConfig fields of the codec fitted on L and U
     warmup_epochs: int = 6  # state-only warm-up on L and U's (x, y) with empty actions (0 = none)
     sft: dict[str, Any] = field(default_factory=lambda: {"epochs": 12, "batch_size": 8, "learning_rate": 2e-3,
@@ -165,16 +166,17 @@ _SMOL_TEXT = dict(  # textphysics and textweb: short states
 SMOLLM2_ENVS: dict[str, EnvSetup] = {
     "textphysics": EnvSetup("textphysics", {"difficulty": "easy"}, **_SMOL_TEXT),
     "textweb": EnvSetup("textweb", {"difficulty": "easy"}, **_SMOL_TEXT),
-    # toolsim's Y repeats X before the new response at its end: in the shipped default every FWM target was
-    # cut at 160 tokens (longest 627), so the target budget is 640 and a step costs ~4x textweb's; hence the
-    # defaults' L (15 steps an epoch), half the test set, no horizon curve and half the SWIRL steps. Its
-    # headline is the new response's BLEU (chosen before the SmolLM2 toolsim runs): whole-state BLEU mostly
-    # scores the copy of X, which a pretrained model does well whatever the action
-    "toolsim": EnvSetup("toolsim", {"difficulty": "easy"}, labelled=120, unlabelled=240, test=50, horizon=0,
-                        headline="fwm/delta_bleu",
-                        tiny={}, max_length=1280, max_target_tokens=640, warmup_epochs=0, sft=_SMOL_SFT,  # 135 steps
-                        oracle_epochs=3, bootstrap=_SMOL_BOOTSTRAP,
-                        swirl={**_SMOL_SWIRL, "steps_per_phase": 4, "batch_size": 2}),
+    # toolsim's Y repeats X line for line (mean 272 SmolLM2 tokens, up to 529) and changes or adds a few
+    # (mean 51, up to 182: the new response, and a facts line when the world changed). Written whole, every
+    # FWM target was cut in the shipped default at 160 tokens and a step cost ~4x textweb's; with
+    # changes_only the models write and read only the changed lines (a 192-token budget holds the longest),
+    # so an example is ~400 tokens and the setup affords the whole test set's first 100 and SWIRL's full
+    # steps. L 120 (15 SFT steps an epoch), no horizon curve. Its headline is the new response's BLEU, chosen
+    # before the SmolLM2 toolsim runs: whole-state BLEU mostly scores the copy of X
+    "toolsim": EnvSetup("toolsim", {"difficulty": "easy"}, labelled=120, unlabelled=240, test=100, horizon=0,
+                        headline="fwm/delta_bleu", changes_only=True,
+                        tiny={}, max_length=896, max_target_tokens=192, warmup_epochs=0, sft=_SMOL_SFT,  # 135 steps
+                        oracle_epochs=3, bootstrap=_SMOL_BOOTSTRAP, swirl=_SMOL_SWIRL),
     # the shipped default's split (121 L, 114 U transitions by episode halves), budget (768 / 160) and SWIRL
     # sizes (measured: SFT 48 steps in 2683 s, SWIRL 12 steps in 602 s); all 39 test transitions
     "stabletoolbench": EnvSetup("stabletoolbench", labelled=0, unlabelled=0, test=0, horizon=0, tiny={},
@@ -383,7 +385,8 @@ def train_methods(setup: EnvSetup, split: Split, seed: int, work: Path, methods:
                   model: str = "tiny") -> tuple[dict[str, Path], dict[str, float]]:
     """Every trained method's pair folder (verify@8 reuses sft's), and training seconds per method."""
     common = {"seed": seed, "tiny": setup.tiny, "max_length": setup.max_length,
-              "max_target_tokens": setup.max_target_tokens, "progress": sys.stdout.isatty(), "save_steps": 100}
+              "max_target_tokens": setup.max_target_tokens, "changes_only": setup.changes_only,
+              "progress": sys.stdout.isatty(), "save_steps": 100}
     if model != "tiny":  # a pretrained preset: the trainers load it (init None), with its LoRA fields
         common = {**{k: v for k, v in common.items() if k != "tiny"}, **model_fields(model)}
         init, shared_init, seconds = None, None, {}

@@ -44,6 +44,8 @@ class TrainerConfig:
     max_length: int = 512  # prompt + target tokens; long states are cut (see keep_head)
     max_target_tokens: int = 128  # cap on the generated span and on Z / Y inside a prompt
     keep_head: float = 0.0  # share of a cut state's budget kept from its start (0: keep only its end)
+    changes_only: bool = False  # Y as the lines it changes or adds to X (toolsim): the FWM writes and the IDM reads
+    # only those, a predicted Y is X with them applied (stored with the pair, so evaluation reads Y the same way)
     generation_backend: str = "fast"  # sampling: "fast" (this suite's KV-cache loop) | "hf" (transformers' generate)
     fold_adapters: bool = True  # sample LoRA models from temporary W + BA weights: one matmul per layer instead of
     # three (faster decoding, same weights; costs a copy of the adapted weights while sampling)

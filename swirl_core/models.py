@@ -5,6 +5,12 @@ entirely in the prompt (`swirl_core.prompts`: the chat template of an instructio
 markers). Serialisation: text states and actions are used verbatim (a JSON tool call is its text; a dict
 is dumped as compact JSON with sorted keys); images go through the optional codec's `image_to_text`.
 
+Where most of a next state repeats its state line for line (toolsim: the facts and the log of tool responses),
+`changes_only=True` makes Y's part in a prompt or target the lines it changes or adds
+(`prompts.changed_lines`): the FWM writes them, the IDM reads them, and a predicted next state is X with them
+applied (`prompts.apply_changed_lines`). The copy of X then costs neither training nor generation tokens, and
+the models learn only what the action changed.
+
 Two published setups: separate weights (`fwm` and `idm` are two models) and shared weights (one model,
 the prompt tells it which job to do; `pair.shared` is True and `pair.fwm is pair.idm`).
 
@@ -44,7 +50,7 @@ from .decoding import generate_ids, get_backend
 from .logprobs import completion_logprobs, reduce_logprobs
 from .lora import LoraSettings, add_adapters, describe_adapters, folded_adapters, is_adapter, load_adapters
 from .presets import PRESETS, quiet_transformers, resolve_model
-from .prompts import ROLES, PromptFormat, serialize_action
+from .prompts import ROLES, PromptFormat, apply_changed_lines, changed_lines, serialize_action
 from .registry import load_codec
 from .tiny import TinyConfig, tiny_model, train_tokenizer
 
@@ -80,7 +86,7 @@ class WorldModelPair:
     def __init__(self, fwm: PreTrainedModel, idm: PreTrainedModel | None = None, *,
                  tokenizer: PreTrainedTokenizerBase, idm_tokenizer: PreTrainedTokenizerBase | None = None,
                  codec: Any = None, max_length: int = 1024, max_target_tokens: int = 256, keep_head: float = 0.0,
-                 layout: str | None = None, sources: dict[str, str] | None = None,
+                 layout: str | None = None, changes_only: bool = False, sources: dict[str, str] | None = None,
                  bases: dict[str, str] | None = None, device: str | torch.device | None = None,
                  generation_backend: str = "fast"):
         self.shared = idm is None or idm is fwm
@@ -97,6 +103,7 @@ class WorldModelPair:
         self.codec = codec
         self.max_length, self.max_target_tokens, self.keep_head = max_length, max_target_tokens, keep_head
         self.layout = layout  # None: chat where the tokenizer has a template (fixed at the first prompt)
+        self.changes_only = changes_only  # Y in prompts and targets is the lines it changes (module docstring)
         self.sources = sources or {r: getattr(self.models[r].config, "_name_or_path", "") or "?" for r in ROLES}
         self.bases = dict(bases or self.sources)  # what adapters (if any) sit on: a preset, folder or Hub id
         self._formats: dict[tuple, PromptFormat] = {}
@@ -160,16 +167,17 @@ class WorldModelPair:
         """A pair from a folder written by `save`, or from model specs (a preset, a local folder, a Hub id).
 
         With one model spec and shared=False the FWM and IDM start as two independent copies of it.
-        `format_options` (max_length, max_target_tokens, keep_head, layout) override the stored or default
-        prompt format. `merge` folds stored adapters into the weights (for inference). Weights are loaded
-        in `dtype` (float32, bfloat16 or float16; adapters stay float32 for the optimiser).
+        `format_options` (max_length, max_target_tokens, keep_head, layout, changes_only) override the stored
+        or default prompt format. `merge` folds stored adapters into the weights (for inference). Weights are
+        loaded in `dtype` (float32, bfloat16 or float16; adapters stay float32 for the optimiser).
         """
         folder = Path(path_or_fwm)
         if idm is None and (folder / PAIR_FILE).is_file():
             info = json.loads((folder / PAIR_FILE).read_text())
             prompt = info.get("prompt", {})
             options = {"max_length": info["max_length"], "max_target_tokens": info["max_target_tokens"],
-                       "keep_head": prompt.get("keep_head", 0.0), "layout": prompt.get("layout")}
+                       "keep_head": prompt.get("keep_head", 0.0), "layout": prompt.get("layout"),
+                       "changes_only": prompt.get("changes_only", False)}
             options.update(format_options)
             sources, bases = info.get("sources"), info.get("bases") or {}
             if codec is None and info.get("codec"):
@@ -235,8 +243,12 @@ class WorldModelPair:
         info = {"format": 2, "shared": self.shared, "max_length": self.max_length,
                 "max_target_tokens": self.max_target_tokens, "sources": self.sources, "codec": codec,
                 "bases": self.bases if self.has_adapters else None,
-                "prompt": {"layout": self.prompt_format("fwm").layout, "keep_head": self.keep_head}}
+                "prompt": {"layout": self.prompt_format("fwm").layout, "keep_head": self.keep_head,
+                           **self._changes_only_flag()}}
         (folder / PAIR_FILE).write_text(json.dumps(info, indent=2, sort_keys=True))
+
+    def _changes_only_flag(self) -> dict[str, bool]:
+        return {"changes_only": True} if self.changes_only else {}  # pairs written before it stay byte-identical
 
     def describe(self) -> dict[str, Any]:
         models = {}
@@ -249,7 +261,8 @@ class WorldModelPair:
                                 "merged": role in self.merged_adapters} if adapters else {})}
         total = sum(count_parameters(m) for m in self.unique_models().values())
         return {"shared": self.shared, **models, "total_parameters": total, "max_length": self.max_length,
-                "max_target_tokens": self.max_target_tokens, "prompt": self.prompt_format("fwm").describe(),
+                "max_target_tokens": self.max_target_tokens,
+                "prompt": {**self.prompt_format("fwm").describe(), **self._changes_only_flag()},
                 "codec": type(self.codec).__name__ if self.codec is not None else None}
 
     # ------------------------------------------------------------------ serialisation and prompts
@@ -283,6 +296,12 @@ class WorldModelPair:
     def encode(self, role: str, text: str) -> list[int]:
         return self.prompt_format(role).encode(text)
 
+    def next_state_text(self, state: Any, next_state: Any) -> str:
+        """Y as the FWM writes it and the IDM reads it: the whole next state, or with `changes_only` the lines
+        it changes or adds to `state`."""
+        y = self.state_text(next_state)
+        return changed_lines(self.state_text(state), y) if self.changes_only else y
+
     def target_ids(self, role: str, text: str) -> list[int]:
         """The scored/trained span: the text then eos, capped at max_target_tokens (a capped span has no eos)."""
         return self.prompt_format(role).target_ids(text)
@@ -290,7 +309,7 @@ class WorldModelPair:
     def prompt_ids(self, role: str, state: Any, context: Any) -> list[int]:
         """Prompt tokens for FWM (context = action Z) or IDM (context = next state Y): one prompt per
         (state, context) whatever the target, in training, sampling, scoring and evaluation alike."""
-        context_text = serialize_action(context) if role == "fwm" else self.state_text(context)
+        context_text = serialize_action(context) if role == "fwm" else self.next_state_text(state, context)
         return self.prompt_format(role).prompt_ids(self.state_text(state), context_text)
 
     # ------------------------------------------------------------------ generation
@@ -298,7 +317,8 @@ class WorldModelPair:
     def sample(self, role: str, states: Sequence[Any], contexts: Sequence[Any], *, num_samples: int = 1,
                temperature: float = 0.0, top_p: float = 1.0, max_new_tokens: int | None = None,
                batch_size: int = 16, generator: torch.Generator | None = None) -> Generation:
-        """Generate the target span for each (state, context), num_samples times each, grouped by prompt."""
+        """Generate the target span for each (state, context), num_samples times each, grouped by prompt. FWM
+        texts are whole next states (with `changes_only`, the state with the generated lines applied)."""
         if len(states) != len(contexts):
             raise SwirlError(f"{len(states)} states but {len(contexts)} actions/next states")
         max_new = max_new_tokens or self.max_target_tokens
@@ -325,6 +345,9 @@ class WorldModelPair:
         finally:
             model.train(was_training)
         texts = [tok.decode(c, skip_special_tokens=True) for c in completions]
+        if role == "fwm" and self.changes_only:
+            texts = [apply_changed_lines(self.state_text(x), text)
+                     for x, text in zip(repeat_each(states, num_samples), texts, strict=True)]
         return Generation(texts, rows, completions)
 
     def predict_next_states(self, states: Sequence[Any], actions: Sequence[Any], *, num_samples: int = 1,
@@ -349,10 +372,10 @@ class WorldModelPair:
         """log p(target | prompt) per row (sum, or mean per target token when normalize), without grad."""
         if not len(states) == len(contexts) == len(targets):
             raise SwirlError("states, contexts and targets must have the same length")
-        target_text = serialize_action if role == "idm" else self.state_text
         tok, model = self.tokenizers[role], self.models[role]
         prompts = [self.prompt_ids(role, s, c) for s, c in zip(states, contexts, strict=True)]
-        completions = [self.target_ids(role, target_text(t)) for t in targets]
+        completions = [self.target_ids(role, serialize_action(t) if role == "idm" else self.next_state_text(s, t))
+                       for s, t in zip(states, targets, strict=True)]
         was_training = model.training
         model.eval()
         scores = []
@@ -437,7 +460,7 @@ def _load_role(folder: Path, base: str | None, trainable: bool,
 
 def build_tiny_pair(texts: Iterable[str], *, shared: bool = False, seed: int = 0, codec: Any = None,
                     max_length: int = 512, max_target_tokens: int = 128, keep_head: float = 0.0,
-                    **config: Any) -> WorldModelPair:
+                    changes_only: bool = False, **config: Any) -> WorldModelPair:
     """A freshly initialised tiny pair whose tokenizer is trained on `texts` (states, actions, ...).
 
     `config` sets TinyConfig fields (hidden_size, num_hidden_layers, vocab_size, ...). Same texts and seed
@@ -454,5 +477,5 @@ def build_tiny_pair(texts: Iterable[str], *, shared: bool = False, seed: int = 0
         if model is not None:
             model.config._name_or_path = "tiny"
     return WorldModelPair(fwm, idm, tokenizer=tokenizer, codec=codec, max_length=max_length,
-                          max_target_tokens=max_target_tokens, keep_head=keep_head,
+                          max_target_tokens=max_target_tokens, keep_head=keep_head, changes_only=changes_only,
                           sources={"fwm": "tiny", "idm": "tiny"})

@@ -19,6 +19,11 @@ are ever cut: the template, the instruction and the role markers always stay who
 rest from its end (the newest turns, which the next step depends on), with an ellipsis line in between;
 `keep_head=0` keeps only the end.
 
+Changed lines (`changes_only`): where most of a next state repeats its state line for line (toolsim's facts
+and response log), Y can be written as `changed_lines(x, y)`, the lines of Y that X lacks, and read back with
+`apply_changed_lines(x, changes)`: a `label: value` line replaces X's line of that label, any other line is
+appended. The FWM then learns and writes only what the action changed.
+
 User text is encoded with `split_special_tokens=True`, so a state that contains "<|im_end|>" or "<|eos|>"
 cannot forge a marker.
 """
@@ -26,6 +31,7 @@ cannot forge a marker.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +61,43 @@ def serialize_action(action: Any) -> str:
     if isinstance(action, dict | list):
         return json.dumps(action, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     raise SwirlError(f"an action must be text (or a JSON-able dict/list), got {type(action).__name__}")
+
+
+def line_label(line: str) -> str | None:
+    head, sep, _ = line.partition(": ")
+    return head if sep else None
+
+
+def changed_lines(state: str, next_state: str) -> str:
+    """The lines of `next_state` that `state` does not have (as a multiset), in order."""
+    unused = Counter(state.split("\n"))
+    changes = []
+    for line in next_state.split("\n"):
+        if unused[line]:
+            unused[line] -= 1
+        else:
+            changes.append(line)
+    return "\n".join(changes)
+
+
+def apply_changed_lines(state: str, changes: str) -> str:
+    """`state` with `changes` applied: each labelled line replaces the first line of `state` with that label
+    (once), every other line is appended. The inverse of `changed_lines` where lines change in place or are
+    added at the end (true of every toolsim transition, tested)."""
+    lines = state.split("\n")
+    position: dict[str, int] = {}
+    for i, line in enumerate(lines):
+        label = line_label(line)
+        if label is not None:
+            position.setdefault(label, i)
+    for line in changes.split("\n") if changes else []:
+        label = line_label(line)
+        at = position.pop(label, None) if label is not None else None
+        if at is None:
+            lines.append(line)
+        else:
+            lines[at] = line
+    return "\n".join(lines)
 
 
 @dataclass

@@ -80,7 +80,7 @@ def target_budget(pair: WorldModelPair, transitions: list[Transition], roles: tu
     lengths = []
     for t in transitions:
         if "fwm" in roles:
-            lengths.append(len(pair.encode("fwm", pair.state_text(t.next_state))) + 1)
+            lengths.append(len(pair.encode("fwm", pair.next_state_text(t.state, t.next_state))) + 1)
         if "idm" in roles:
             lengths.append(len(pair.encode("idm", serialize_action(t.action))) + 1)
     cap, longest = pair.max_target_tokens, max(lengths, default=0)
@@ -95,7 +95,7 @@ def build_examples(pair: WorldModelPair, transitions: list[Transition], roles: t
     for t in transitions:
         for role in roles:
             if role == "fwm":
-                target = pair.target_ids("fwm", pair.state_text(t.next_state))
+                target = pair.target_ids("fwm", pair.next_state_text(t.state, t.next_state))
                 prompt = pair.prompt_ids("fwm", t.state, t.action)
             else:
                 target = pair.target_ids("idm", serialize_action(t.action))

@@ -52,7 +52,7 @@ RESUME_NEUTRAL = ("progress", "save_steps", "save_total_limit", "log_steps", "de
 # Fields added after runs were saved: left out of the fingerprint at their default, so those runs still resume
 # (a non-default value changes what is sampled, so it must match).
 LATER_FIELD_DEFAULTS = {"generation_backend": "fast", "mixed_precision": "no", "micro_batch_size": None,
-                        "fold_adapters": True}
+                        "fold_adapters": True, "changes_only": False}
 EXIT_AFTER_STEP_ENV = "SWIRL_EXIT_AFTER_STEP"  # testing hook: die right after this optimiser step
 SIMULATED_CRASH_EXIT_CODE = 86  # distinct from 1, which an ordinary traceback also gives
 
@@ -149,7 +149,8 @@ class CheckpointedTrainer:
 
     def build_pair(self, init: str | Path | None, texts: list[str]):
         c = self.config
-        options = {"max_length": c.max_length, "max_target_tokens": c.max_target_tokens, "keep_head": c.keep_head}
+        options = {"max_length": c.max_length, "max_target_tokens": c.max_target_tokens, "keep_head": c.keep_head,
+                   "changes_only": c.changes_only}
         if init is not None:
             pair = WorldModelPair.load(init, dtype=c.dtype, **options)
         elif c.model == "tiny":

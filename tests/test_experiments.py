@@ -248,7 +248,8 @@ def test_smollm2_plan_sets_model_lora_and_sizes_without_loading(tmp_path, monkey
     assert trained["bootstrap"][1]["learning_rate"] == 1e-4
     assert {trained[m][1]["steps_per_phase"] for m in ("swirl", "swirl-idm2fwm", *CONTROLS)} == {8}
     assert trained["swirl-shared"][1]["shared"] is True and trained["swirl:oracle-z"][2] is split.oracle
-    assert experiments.SMOLLM2_ENVS["toolsim"].max_target_tokens == 640  # toolsim's Y is not cut at 160
+    assert experiments.SMOLLM2_ENVS["toolsim"].changes_only  # its budget is test_pretrained's to check
+    assert all(config["changes_only"] is False for _, config, _, _ in trained.values())  # textweb writes Y whole
     assert "visualphysics" not in experiments.SMOLLM2_ENVS  # image benchmarks stay tiny codec pairs
 
 

@@ -366,3 +366,26 @@ def test_merge_command_exports_full_weights(lora_sft, tmp_path, capsys):
     assert not merged.has_adapters and (tmp_path / "merged" / "fwm" / "model.safetensors").is_file()
     assert cli.main(["merge", str(tmp_path / "merged"), "--output", str(tmp_path / "again")]) == 2
     assert "no adapters to merge" in capsys.readouterr().err
+
+
+def test_smollm2_toolsim_budget_holds_every_changed_line_and_state_whole(smol_pair):
+    from evals.experiments import SMOLLM2_ENVS, make_split
+    from swirl_core.prompts import changed_lines
+    from swirl_envs import make_benchmark
+
+    setup = SMOLLM2_ENVS["toolsim"]
+    pair = WorldModelPair(smol_pair.fwm, smol_pair.idm, tokenizer=smol_pair.tokenizers["fwm"],
+                          max_length=setup.max_length, max_target_tokens=setup.max_target_tokens, keep_head=0.75,
+                          changes_only=setup.changes_only)
+    split = make_split(setup, seed=0)
+    bench = make_benchmark(setup.bench, labelled=True, **setup.bench_options)
+    transitions = [*split.labelled, *split.oracle, *bench.transitions("test", limit=setup.test)]
+    eos = pair.tokenizers["fwm"].eos_token_id
+    for t in transitions:
+        changes = changed_lines(t.state, t.next_state)
+        assert pair.target_ids("fwm", changes)[-1] == eos and pair.target_ids("idm", t.action)[-1] == eos
+        for role, context in (("fwm", t.action), ("idm", changes)):
+            head, between, tail = pair.prompt_format(role).pieces
+            whole = len(head) + len(pair.encode(role, t.state)) + len(between) + len(pair.encode(role, context))
+            assert len(pair.prompt_ids(role, t.state, t.next_state if role == "idm" else t.action)) == \
+                whole + len(tail), (role, t.episode_id, t.step)
