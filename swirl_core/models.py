@@ -285,11 +285,12 @@ class WorldModelPair:
 
     def prompt_format(self, role: str) -> PromptFormat:
         tokenizer = self.tokenizers[role]
-        key = (role, id(tokenizer), self.max_length, self.max_target_tokens, self.keep_head, self.layout)
+        key = (role, id(tokenizer), self.max_length, self.max_target_tokens, self.keep_head, self.layout,
+               self.changes_only)
         if key not in self._formats:
             chat = None if self.layout is None else self.layout == "chat"
             self._formats[key] = PromptFormat(tokenizer, role, self.max_length, self.max_target_tokens,
-                                              keep_head=self.keep_head, chat=chat)
+                                              keep_head=self.keep_head, chat=chat, changes_only=self.changes_only)
             self.layout = self._formats[key].layout  # one layout for the pair's whole life (and its saves)
         return self._formats[key]
 

@@ -51,6 +51,16 @@ SYSTEM_PROMPTS = {
            "followed, write the action that was taken, in the environment's own action format.",
 }
 USER_LABELS = {"fwm": ("State:", "Action:"), "idm": ("State:", "Next state:")}
+# with changes_only the chat layout says that Y is written and read as its changed lines
+CHANGES_SYSTEM_PROMPTS = {
+    "fwm": "You are a world model. Given the current state of an environment and the action taken in it, "
+           "write the lines of the next state that differ from the current state (each changed line whole, "
+           "then any new lines), exactly as the environment would show them.",
+    "idm": "You are an inverse dynamics model. Given the current state of an environment and the lines that "
+           "changed in the state that followed, write the action that was taken, in the environment's own "
+           "action format.",
+}
+CHANGES_USER_LABELS = {"fwm": ("State:", "Action:"), "idm": ("State:", "Changed lines:")}
 ELLIPSIS = "\n...\n"
 _X, _C = "\uE000X\uE000", "\uE000C\uE000"  # private-use sentinels that locate X and Z/Y in the rendered template
 
@@ -110,6 +120,7 @@ class PromptFormat:
     max_target_tokens: int
     keep_head: float = 0.0
     chat: bool | None = None  # None: the chat layout when the tokenizer has a template
+    changes_only: bool = False  # Y is written and read as its changed lines (the chat layout's wording says so)
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -139,8 +150,8 @@ class PromptFormat:
         return head, self._fixed(MARKERS[middle[0]]), self._fixed(MARKERS[middle[1]])
 
     def _chat_pieces(self) -> tuple[list[int], list[int], list[int]]:
-        state_label, context_label = USER_LABELS[self.role]
-        messages = [{"role": "system", "content": SYSTEM_PROMPTS[self.role]},
+        state_label, context_label = (CHANGES_USER_LABELS if self.changes_only else USER_LABELS)[self.role]
+        messages = [{"role": "system", "content": self.system_prompt},
                     {"role": "user", "content": f"{state_label}\n{_X}\n\n{context_label}\n{_C}"}]
         text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         before, found_x, rest = text.partition(_X)
@@ -176,4 +187,8 @@ class PromptFormat:
 
     def describe(self) -> dict[str, Any]:
         return {"layout": self.layout, "keep_head": self.keep_head,
-                "system_prompt": SYSTEM_PROMPTS[self.role] if self.chat else None}
+                "system_prompt": self.system_prompt if self.chat else None}
+
+    @property
+    def system_prompt(self) -> str:
+        return (CHANGES_SYSTEM_PROMPTS if self.changes_only else SYSTEM_PROMPTS)[self.role]

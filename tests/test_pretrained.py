@@ -27,7 +27,7 @@ from swirl_core import (
     presets,
 )
 from swirl_core.lora import folded_adapters, is_adapter, save_trained_state
-from swirl_core.prompts import ELLIPSIS, SYSTEM_PROMPTS, PromptFormat
+from swirl_core.prompts import CHANGES_SYSTEM_PROMPTS, ELLIPSIS, SYSTEM_PROMPTS, PromptFormat
 from swirl_core.trainer import SIMULATED_CRASH_EXIT_CODE
 from swirl_envs.errors import SwirlError
 
@@ -381,6 +381,10 @@ def test_smollm2_toolsim_budget_holds_every_changed_line_and_state_whole(smol_pa
     bench = make_benchmark(setup.bench, labelled=True, **setup.bench_options)
     transitions = [*split.labelled, *split.oracle, *bench.transitions("test", limit=setup.test)]
     eos = pair.tokenizers["fwm"].eos_token_id
+    tok, first = pair.tokenizers["fwm"], transitions[0]
+    assert CHANGES_SYSTEM_PROMPTS["fwm"] in tok.decode(pair.prompt_ids("fwm", first.state, first.action))
+    idm_prompt = tok.decode(pair.prompt_ids("idm", first.state, first.next_state))
+    assert CHANGES_SYSTEM_PROMPTS["idm"] in idm_prompt and "Changed lines:\n" in idm_prompt
     for t in transitions:
         changes = changed_lines(t.state, t.next_state)
         assert pair.target_ids("fwm", changes)[-1] == eos and pair.target_ids("idm", t.action)[-1] == eos
