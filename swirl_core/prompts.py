@@ -60,7 +60,7 @@ CHANGES_SYSTEM_PROMPTS = {
            "changed in the state that followed, write the action that was taken, in the environment's own "
            "action format.",
 }
-CHANGES_USER_LABELS = {"fwm": ("State:", "Action:"), "idm": ("State:", "Changed lines:")}
+CHANGES_USER_LABELS = {**USER_LABELS, "idm": ("State:", "Changed lines:")}
 ELLIPSIS = "\n...\n"
 _X, _C = "\uE000X\uE000", "\uE000C\uE000"  # private-use sentinels that locate X and Z/Y in the rendered template
 
