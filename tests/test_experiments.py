@@ -190,6 +190,10 @@ def test_copy_baseline_scores_y_equals_x_on_hand_made_transitions():
     assert experiments.copy_baseline([tool], "fwm/bleu")["fwm/bleu"] > 30
     assert experiments.copy_baseline([tool], "fwm/delta_bleu") == {"fwm/delta_bleu": 0.0}
     assert experiments.SMOLLM2_ENVS["toolsim"].headline == "fwm/delta_bleu"
+    # API-Bank's results are mostly one to three words: its headline counts exact matches, as the card does
+    same = [pair(' "success" ', '"success"'), pair("state", "other"), pair("a", "a"), pair("a b", "a  b")]
+    assert experiments.copy_baseline(same, "fwm/exact_match") == {"fwm/exact_match": 0.5}
+    assert experiments.SMOLLM2_ENVS["apibank"].headline == "fwm/exact_match"
 
 
 def fake_trainer(trained: dict):

@@ -393,3 +393,26 @@ def test_smollm2_toolsim_budget_holds_every_changed_line_and_state_whole(smol_pa
             whole = len(head) + len(pair.encode(role, t.state)) + len(between) + len(pair.encode(role, context))
             assert len(pair.prompt_ids(role, t.state, t.next_state if role == "idm" else t.action)) == \
                 whole + len(tail), (role, t.episode_id, t.step)
+
+
+def test_smollm2_apibank_budget_holds_every_prompt_whole_and_almost_every_result(smol_pair):
+    from evals.experiments import SMOLLM2_ENVS, make_split
+    from swirl_envs import make_benchmark
+
+    setup = SMOLLM2_ENVS["apibank"]
+    pair = WorldModelPair(smol_pair.fwm, smol_pair.idm, tokenizer=smol_pair.tokenizers["fwm"],
+                          max_length=setup.max_length, max_target_tokens=setup.max_target_tokens, keep_head=0.75)
+    split = make_split(setup, seed=0)
+    test = list(make_benchmark(setup.bench, labelled=True).transitions("test"))
+    for name, transitions, most_cut in (("train", [*split.labelled, *split.oracle], 0.015), ("test", test, 0.01)):
+        cut = 0
+        for t in transitions:
+            cut += len(pair.encode("fwm", t.next_state)) + 1 > setup.max_target_tokens  # + 1: the end token
+            assert len(pair.encode("idm", t.action)) < setup.max_target_tokens
+            # X is whole; the IDM reads Y within the FWM's target budget, as the FWM writes it
+            for role, context in (("fwm", t.action), ("idm", t.next_state)):
+                head, between, tail = pair.prompt_format(role).pieces
+                context_tokens = min(len(pair.encode(role, context)), setup.max_target_tokens)
+                whole = len(head) + len(pair.encode(role, t.state)) + len(between) + context_tokens + len(tail)
+                assert len(pair.prompt_ids(role, t.state, context)) == whole, (role, t.episode_id)
+        assert cut / len(transitions) <= most_cut, (name, cut, len(transitions))
