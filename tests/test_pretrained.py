@@ -368,6 +368,12 @@ def test_merge_command_exports_full_weights(lora_sft, tmp_path, capsys):
     assert "no adapters to merge" in capsys.readouterr().err
 
 
+def uncut_prompt_length(pair: WorldModelPair, role: str, state: str, context_tokens: int) -> int:
+    """A prompt's length when X is not cut: the template's pieces, X's tokens and the context's."""
+    head, between, tail = pair.prompt_format(role).pieces
+    return len(head) + len(pair.encode(role, state)) + len(between) + context_tokens + len(tail)
+
+
 def test_smollm2_toolsim_budget_holds_every_changed_line_and_state_whole(smol_pair):
     from evals.experiments import SMOLLM2_ENVS, make_split
     from swirl_core.prompts import changed_lines
@@ -389,10 +395,9 @@ def test_smollm2_toolsim_budget_holds_every_changed_line_and_state_whole(smol_pa
         changes = changed_lines(t.state, t.next_state)
         assert pair.target_ids("fwm", changes)[-1] == eos and pair.target_ids("idm", t.action)[-1] == eos
         for role, context in (("fwm", t.action), ("idm", changes)):
-            head, between, tail = pair.prompt_format(role).pieces
-            whole = len(head) + len(pair.encode(role, t.state)) + len(between) + len(pair.encode(role, context))
-            assert len(pair.prompt_ids(role, t.state, t.next_state if role == "idm" else t.action)) == \
-                whole + len(tail), (role, t.episode_id, t.step)
+            whole = uncut_prompt_length(pair, role, t.state, len(pair.encode(role, context)))
+            assert len(pair.prompt_ids(role, t.state, t.next_state if role == "idm" else t.action)) == whole, \
+                (role, t.episode_id, t.step)
 
 
 def test_smollm2_apibank_budget_holds_every_prompt_whole_and_almost_every_result(smol_pair):
@@ -411,8 +416,7 @@ def test_smollm2_apibank_budget_holds_every_prompt_whole_and_almost_every_result
             assert len(pair.encode("idm", t.action)) < setup.max_target_tokens
             # X is whole; the IDM reads Y within the FWM's target budget, as the FWM writes it
             for role, context in (("fwm", t.action), ("idm", t.next_state)):
-                head, between, tail = pair.prompt_format(role).pieces
                 context_tokens = min(len(pair.encode(role, context)), setup.max_target_tokens)
-                whole = len(head) + len(pair.encode(role, t.state)) + len(between) + context_tokens + len(tail)
+                whole = uncut_prompt_length(pair, role, t.state, context_tokens)
                 assert len(pair.prompt_ids(role, t.state, context)) == whole, (role, t.episode_id)
         assert cut / len(transitions) <= most_cut, (name, cut, len(transitions))
