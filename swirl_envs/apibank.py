@@ -35,7 +35,6 @@ bucket = hash % 100; < 10 validation, < 30 test, else train. Identical transitio
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -43,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .benchmark import RecordedBenchmark, salted_split
+from .benchmark import RecordedBenchmark, salted_split, transition_key
 from .errors import DataError
 from .transition import Transition
 
@@ -326,7 +325,7 @@ def load_data(root: str | Path, *, strict: bool = False) -> LoadedData:
                 state=state, next_state=result, action=action, episode_id=dialogue.episode_id, step=len(episode),
                 meta={"level": dialogue.level, "source_file": dialogue.rel, "record": dialogue.records[position],
                       "turn": position, "api_name": name})
-            key = hashlib.sha256("\x1f".join((state, action, result)).encode("utf-8")).digest()
+            key = transition_key(transition)
             if key in seen:
                 report.duplicates += 1
                 continue

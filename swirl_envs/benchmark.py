@@ -165,6 +165,11 @@ def salted_split(salt: str, identity: str) -> str:
     return "validation" if bucket < 10 else "test" if bucket < 30 else "train"
 
 
+def transition_key(t: Transition) -> bytes:
+    """What makes two text transitions the same record: loaders keep the first and count the rest as duplicates."""
+    return hashlib.sha256("\x1f".join((t.state, t.action or "", t.next_state)).encode("utf-8")).digest()
+
+
 def state_bytes(value: Any) -> bytes:
     """A state, action or next state as bytes that identify it (text as UTF-8, pictures as shape + pixels)."""
     if value is None:

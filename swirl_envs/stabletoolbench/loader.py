@@ -22,7 +22,6 @@ bucket = hash % 100; < 10 validation, < 30 test, else train.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections import Counter
@@ -31,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..benchmark import salted_split
+from ..benchmark import salted_split, transition_key
 from ..errors import DataError
 from ..transition import Transition
 from .conversation import (
@@ -509,8 +508,7 @@ def load_data(root: str | Path, *, strict: bool = False) -> LoadedData:
             episode = []
             for history, call in steps:
                 transition = _transition(task, history, call, source, episode_id, len(episode))
-                key = hashlib.sha256("\x1f".join((transition.state, transition.action or "",
-                                                  transition.next_state)).encode("utf-8")).digest()
+                key = transition_key(transition)
                 if key in seen:
                     report.duplicates += 1
                     continue
