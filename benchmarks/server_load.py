@@ -150,14 +150,18 @@ def run_phase(name: str, url: str, bodies: list[dict], clients: int, seconds: fl
                     phase.latencies.append(elapsed)
                     (phase.errors.append(problem) if problem else phase.answered.append(i))
 
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    phase.wall = wall_time_of([threading.Thread(target=worker) for _ in range(clients)])
+    return phase
+
+
+def wall_time_of(threads: list[threading.Thread]) -> float:
+    """Seconds from starting every thread to the last one's end."""
     begin = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    phase.wall = time.perf_counter() - begin
-    return phase
+    return time.perf_counter() - begin
 
 
 def reference(cache_dir: Path, bodies: list[dict], count: int, simulator: Callable[[dict], dict] = simulate,
@@ -244,14 +248,8 @@ def run_model_phase(url: str, bodies: list[dict], expected: list[dict], pid: int
             phase.latencies.append(time.perf_counter() - start)
             (phase.errors.append(problem) if problem else phase.answered.append(i))
 
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(bodies))]
     monitor.start()
-    begin = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    phase.wall = time.perf_counter() - begin
+    phase.wall = wall_time_of([threading.Thread(target=call, args=(i,)) for i in range(len(bodies))])
     monitor.stop.set()
     monitor.join()
     health = httpx.get(url.rsplit("/", 1)[0] + "/health").json()
