@@ -121,6 +121,8 @@ def method_command(summary: dict[str, Any], method: str) -> str:
                        *(["--model", model] if model != "tiny" else []), "--seeds",
                        *map(str, summary["seeds"]), "--methods", method,
                        *(["--tag", summary["tag"]] if summary["tag"] != "main" else []),
+                       *[arg for k, v in summary.get("setup_overrides", {}).items()
+                         for arg in ("--" + k.replace("_", "-"), str(v))],
                        *[arg for item in sets for arg in ("--set", item)]])
 
 

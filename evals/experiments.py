@@ -593,6 +593,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--leaderboard", type=Path, default=None, metavar="JSON",
                    help="write the measured rows (mean and s.e. over seeds) into this leaderboard file")
     p.add_argument("--warmup-epochs", type=int, default=None, help="override the env's state-only warm-up")
+    p.add_argument("--labelled", type=int, default=None, metavar="N",
+                   help="L as the first N labelled transitions of the seed's episode order, U as the setup's "
+                        "(simulators only): a low-label variant")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads (default: 1 for tiny, whose models are too small to use more, and on a shared "
                         "machine extra threads spin and wait; every core for smollm2-135m, as its defaults were timed)")
@@ -606,7 +609,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.warmup_epochs is not None:
         if args.model != "tiny":  # the warm-up copies the FWM's weights into the IDM: tiny pairs only so far
             p.error("--warmup-epochs applies to --model tiny only")
-        setup = dataclasses.replace(setup, warmup_epochs=args.warmup_epochs)
+    setup_overrides = {k: v for k, v in (("warmup_epochs", args.warmup_epochs), ("labelled", args.labelled))
+                       if v is not None}
+    if args.labelled is not None:
+        if args.labelled < 1:
+            p.error(f"--labelled {args.labelled}: L needs at least one transition")
+        if "train" not in make_benchmark(setup.bench, labelled=True, **setup.bench_options).unbounded_splits:
+            p.error(f"--labelled applies to simulators; {args.env}'s L is half of its recorded train split")
+    if setup_overrides and args.tag == "main":  # its seeds must not mix with the main setup's
+        p.error("--warmup-epochs and --labelled change the setup: name the variant with --tag")
+    setup = dataclasses.replace(setup, **setup_overrides)
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     if unknown := {base_method(m) for m in methods} - set(METHODS):
         raise SystemExit(f"unknown methods: {sorted(unknown)}")
@@ -628,11 +640,13 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"no finished seeds under {root}")
     previous = json.loads((root / "summary.json").read_text()) if (root / "summary.json").is_file() else {}
     if args.aggregate_only and previous:
-        command = previous["command"]
+        command, setup_overrides = previous["command"], previous.get("setup_overrides", {})
+        setup = dataclasses.replace(model_setups(args.model)[args.env], **setup_overrides)
     # methods added by later invocations keep the overrides they were trained with
     overrides = {**previous.get("overrides", {}), **overrides}
     summary = {"env": args.env, "tag": args.tag, "model": args.model, "model_fields": model_fields(args.model),
-               "command": command, "setup": dataclasses.asdict(setup), "overrides": overrides,
+               "command": command, "setup": dataclasses.asdict(setup), "setup_overrides": setup_overrides,
+               "overrides": overrides,
                **aggregate(per_seed, setup.headline)}
     write_atomic(root / "summary.json", dumps_json(summary))
     if args.leaderboard:

@@ -321,6 +321,39 @@ def test_smollm2_run_has_its_own_folder_rows_copy_baseline_and_compute(tmp_path,
     assert "| swirl | 72.50 ± 0.50 | +2.8%" in table and "| 4 | 104 | 0.2 | 2.5 |" in table
 
 
+def test_low_label_variant_has_its_own_tag_split_and_reproducing_command(tmp_path, monkeypatch, capsys):
+    smol = dataclasses.replace(experiments.SMOLLM2_ENVS["toolsim"], labelled=15, unlabelled=25, test=6)
+    monkeypatch.setitem(experiments.SMOLLM2_ENVS, "toolsim", smol)
+    trained = {}
+    monkeypatch.setattr(experiments, "_train", fake_trainer(trained))
+    monkeypatch.setattr(experiments, "evaluate_method", lambda setup, method, folder, seed, work: {
+        "metrics": {"fwm/delta_bleu": 50.0}, "data_hash_test": "sha256:" + "0" * 64})
+    common = ["--model", "smollm2-135m", "--seeds", "0", "--methods", "sft", "--output", str(tmp_path)]
+    argv = ["--env", "toolsim", *common]
+    for bad, says in [(["--env", "toolsim", "--labelled", "5"], "name the variant with --tag"),
+                      (["--env", "toolsim", "--labelled", "0", "--tag", "l0"], "at least one transition"),
+                      (["--env", "stabletoolbench", "--labelled", "5", "--tag", "l5"], "applies to simulators")]:
+        with pytest.raises(SystemExit) as exit_info:
+            experiments.main(common + bad)
+        assert exit_info.value.code == 2 and says in capsys.readouterr().err
+    assert not trained  # every refusal came before any training
+
+    assert experiments.main(argv + ["--labelled", "5", "--tag", "l5"]) == 0
+    summary = json.loads((tmp_path / "smollm2-135m" / "toolsim" / "l5" / "summary.json").read_text())
+    assert summary["setup"]["labelled"] == 5 and summary["setup"]["unlabelled"] == 25
+    assert summary["setup_overrides"] == {"labelled": 5}
+    seed0 = json.loads((tmp_path / "smollm2-135m" / "toolsim" / "l5" / "seed0" / "results.json").read_text())
+    assert 5 <= seed0["split"]["labelled"]["transitions"] < 15 and seed0["split"]["unlabelled"]["transitions"] >= 25
+    assert experiment_results.method_command(summary, "sft") == (
+        "python -m evals.experiments --env toolsim --model smollm2-135m --seeds 0 --methods sft --tag l5 "
+        "--labelled 5")
+    # aggregating needs no flags: the variant's setup comes from its summary
+    assert experiments.main(["--env", "toolsim", "--model", "smollm2-135m", "--seeds", "0", "--output",
+                             str(tmp_path), "--tag", "l5", "--aggregate-only"]) == 0
+    again = json.loads((tmp_path / "smollm2-135m" / "toolsim" / "l5" / "summary.json").read_text())
+    assert again["setup"] == summary["setup"] and again["setup_overrides"] == {"labelled": 5}
+
+
 def test_timed_train_counts_a_resumed_run_from_its_start(tmp_path):
     class Resumed:  # finishes in an instant, as a resumed run's last invocation may, after 300 s logged before
         def train(self, data, output, init=None):
