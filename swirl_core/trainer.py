@@ -47,12 +47,14 @@ from .logging import check_trackers
 from .lora import core_model
 from .models import DTYPES, WorldModelPair, build_tiny_pair
 
-# Config fields that may differ between a killed run and its resumption without changing the result.
-RESUME_NEUTRAL = ("progress", "save_steps", "save_total_limit", "log_steps", "device", "report_to")
+# Config fields that may differ between a killed run and its resumption without changing the result
+# (micro_batch_size up to float rounding: a run killed for memory resumes in smaller chunks).
+RESUME_NEUTRAL = ("progress", "save_steps", "save_total_limit", "log_steps", "device", "report_to",
+                  "micro_batch_size")
 # Fields added after runs were saved: left out of the fingerprint at their default, so those runs still resume
 # (a non-default value changes what is sampled, so it must match).
-LATER_FIELD_DEFAULTS = {"generation_backend": "fast", "mixed_precision": "no", "micro_batch_size": None,
-                        "fold_adapters": True, "changes_only": False}
+LATER_FIELD_DEFAULTS = {"generation_backend": "fast", "mixed_precision": "no", "fold_adapters": True,
+                        "changes_only": False}
 EXIT_AFTER_STEP_ENV = "SWIRL_EXIT_AFTER_STEP"  # testing hook: die right after this optimiser step
 SIMULATED_CRASH_EXIT_CODE = 86  # distinct from 1, which an ordinary traceback also gives
 

@@ -122,6 +122,21 @@ def test_killed_sft_run_resumes_to_the_same_weights(tmp_path):
     assert [r["loss"] for r in read_metrics(killed)] == [r["loss"] for r in read_metrics(tmp_path / "straight")]
 
 
+def test_a_run_killed_for_memory_resumes_in_smaller_chunks(tmp_path):
+    """micro_batch_size is a memory knob: resuming with it ends where the uninterrupted run does (up to
+    float rounding), so an out-of-memory kill costs the steps since the last checkpoint, not the run."""
+    overrides = [*SMALL, "learning_rate=3e-3", "epochs=3", "save_steps=2", "save_total_limit=1"]
+    run_killed(tmp_path, "sft", tmp_path / "killed", overrides, exit_after=5)
+    resumed = SFTTrainer(apply_overrides(SFTConfig(), [*overrides, "micro_batch_size=3"])).train(
+        ball_world(24), tmp_path / "killed")
+    straight = SFTTrainer(apply_overrides(SFTConfig(), overrides)).train(ball_world(24), tmp_path / "straight")
+    wa, wb = weights(resumed), weights(straight)
+    assert wa.keys() == wb.keys() == {"fwm", "idm"}
+    for role in wa:
+        diff = torch.cat([(wa[role][k] - wb[role][k]).flatten() for k in wa[role]]).norm()
+        assert diff <= 1e-4 * torch.cat([w.flatten() for w in wb[role].values()]).norm(), role
+
+
 def test_shared_weights_sft_and_unlabelled_data_is_refused(tmp_path):
     final = SFTTrainer(sft_config("shared=true", "epochs=1")).train(ball_world(16), tmp_path / "shared")
     assert sorted(weights(final)) == ["shared"] and WorldModelPair.load(final).shared
