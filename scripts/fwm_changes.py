@@ -5,14 +5,17 @@
 Whole-state BLEU mostly measures what a next state copies from the state: a prediction that repeats x
 scores high while the changed part is wrong. Per file and method, this splits the FWM's predictions into
 those that add no line to the state although the truth does (`fwm/adds_no_line`) and those that add some,
-and prints how many there are, their mean sentence BLEU and, for the ones that change, the changed-line F1
-(`fwm/delta_line_f1`) and changed-field F1 (`fwm/changed_f1`, simulators that read their states). Only text
-states (records with `delta_prediction`) are counted.
+and prints how many there are (and the predictions' mean length against the truths'), their mean sentence
+BLEU and, for the ones that change, the changed-line F1 (`fwm/delta_line_f1`) and changed-field F1
+(`fwm/changed_f1`, simulators that read their states). Only text states (records with `delta_prediction`)
+are counted.
 
 With `--split-by REF` (a reference card's samples.jsonl, e.g. SFT's), the same test transitions are also split
 by what the reference did: where it repeated x and where it changed the state, each method's mean sentence
 BLEU and repeats are printed beside the reference's on both parts (`where_ref_repeats`,
-`where_ref_changes`). A method that stops repeating x is then seen where it made its changes.
+`where_ref_changes`). A method that stops repeating x is then seen where it made its changes. Exact matches
+are compared too (`exact_flips`: right in both, right only in the reference, right only in the method, and
+the first few lost ones as truth and prediction): a short result, an API's token, is right or wrong whole.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from statistics import mean
 
 from evals.metrics import adds_no_line
 
+FLIP_EXAMPLES = 12  # lost exact matches printed whole
+
 
 def summarise(records: list[dict]) -> dict[str, float | int | None]:
     fwm = [r["fwm"] for r in records if r.get("fwm") and "delta_prediction" in r["fwm"]]
@@ -36,7 +41,10 @@ def summarise(records: list[dict]) -> dict[str, float | int | None]:
         values = [f["scores"][metric] for f in items if f["scores"].get(metric) is not None]
         return round(mean(values), 3) if values else None
 
-    return {"n": len(fwm), "truth_changes": len(repeats) + len(changes), "repeats_x": len(repeats),
+    chars = [len(f["prediction"]) for f in fwm]
+    return {"n": len(fwm), "prediction_chars": round(mean(chars), 1) if chars else None,
+            "truth_chars": round(mean(len(f["truth"]) for f in fwm), 1) if fwm else None,
+            "truth_changes": len(repeats) + len(changes), "repeats_x": len(repeats),
             "bleu_of_repeats": avg(repeats, "fwm/bleu"), "bleu_of_changes": avg(changes, "fwm/bleu"),
             "delta_line_f1_of_changes": avg(changes, "fwm/delta_line_f1"),
             "changed_f1_of_changes": avg(changes, "fwm/changed_f1"), "changed_f1": avg(fwm, "fwm/changed_f1")}
@@ -54,7 +62,15 @@ def split_by_reference(records: dict[int, dict], reference: dict[int, dict]) -> 
     def bleu(side: dict[int, dict], ids: list[int]) -> float | None:
         return round(mean(side[i]["scores"]["fwm/bleu"] for i in ids), 3) if ids else None
 
-    out = {}
+    def exact(record: dict) -> bool:
+        return record["scores"].get("fwm/exact_match") == 1.0
+
+    shared = [i for i in reference if i in records]
+    lost = [i for i in shared if exact(reference[i]) and not exact(records[i])]
+    out: dict[str, dict] = {"exact_flips": {
+        "kept": sum(exact(reference[i]) and exact(records[i]) for i in shared), "lost": len(lost),
+        "won": sum(exact(records[i]) and not exact(reference[i]) for i in shared),
+        "lost_examples": [[records[i]["truth"], records[i]["prediction"]] for i in lost[:FLIP_EXAMPLES]]}}
     for name, flag in (("where_ref_repeats", True), ("where_ref_changes", False)):
         ids = [i for i in reference if i in records and repeats(reference[i]) == flag]
         out[name] = {"n": len(ids), "ref_bleu": bleu(reference, ids), "bleu": bleu(records, ids),

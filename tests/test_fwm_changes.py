@@ -34,6 +34,7 @@ def test_predictions_are_split_into_repeats_of_x_and_changes(tmp_path, capsys):
     assert sft["delta_line_f1_of_changes"] == 0.75  # one change right (1.0), one half right (0.5)
     assert sft["bleu_of_repeats"] < 100 and sft["changed_f1"] is None  # no simulator parse: no field F1
     assert swirl["repeats_x"] == 0 and swirl["delta_line_f1_of_changes"] == 1.0
+    assert swirl["prediction_chars"] == swirl["truth_chars"] == len(truth)
 
 
 def test_a_missing_samples_file_is_exit_2(tmp_path, capsys):
@@ -58,4 +59,20 @@ def test_split_by_a_reference_compares_methods_where_the_reference_repeated_x(tm
     assert repeated["n"] == changed["n"] == 1 and repeated["repeats_x"] == changed["repeats_x"] == 0
     assert repeated["bleu"] < repeated["ref_bleu"]  # the wrong change scores below sft's copy of x
     assert changed["bleu"] == changed["ref_bleu"] == 100.0
+    assert found["exact_flips"] == {"kept": 1, "lost": 0, "won": 0, "lost_examples": []}
     assert fwm_changes.main([str(other_file), "--split-by", str(tmp_path / "gone.jsonl")]) == 2
+
+
+def test_split_by_a_reference_counts_the_exact_matches_a_method_lost_and_won(tmp_path, capsys):
+    state, token, other_token = "user: log me in", '{"token": "a9s8"}', '{"token": "a9q1"}'
+    sft = [record("sft", p, t, state) for p, t in ((token, token), (token, token), ('"ok"', '"success"'))]
+    swirl = [record("swirl", p, t, state) for p, t in ((token, token), (other_token, token), ('"success"', '"success"'))]
+    files = []
+    for name, rows in (("sft", sft), ("swirl", swirl)):
+        for index, row in enumerate(rows):
+            row["index"] = index
+        files.append(tmp_path / f"{name}.jsonl")
+        files[-1].write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert fwm_changes.main([str(files[1]), "--split-by", str(files[0])]) == 0
+    assert json.loads(capsys.readouterr().out)["exact_flips"] == {
+        "kept": 1, "lost": 1, "won": 1, "lost_examples": [[token, other_token]]}
