@@ -24,13 +24,15 @@ def row_model(summary: dict[str, Any], method: str) -> str:
     """The model column of a method's row: tiny runs keep EXPERIMENT_MODEL (their rows stay as they were), a
     pretrained preset is named with `+lora` when the method trained adapters (the default; --set
     METHOD.lora.enabled=false trains every weight), and `-experiment`, so that the study's rows never
-    replace the embedded defaults' CI rows of the same base model (`smollm2-135m+lora`)."""
+    replace the embedded defaults' CI rows of the same base model (`smollm2-135m+lora`). A run with its own
+    --tag (an ablation, a low-label variant) ends in `-<tag>`: its rows sit beside the main run's, never over them."""
     model = summary.get("model", "tiny")
+    tag = "" if summary.get("tag", "main") == "main" else f"-{summary['tag']}"
     if model == "tiny":
-        return EXPERIMENT_MODEL
+        return EXPERIMENT_MODEL + tag
     lora = summary["overrides"].get(method, {}).get("lora.enabled",
                                                     summary.get("model_fields", {}).get("lora", {}).get("enabled"))
-    return f"{model}+lora-experiment" if lora else f"{model}-experiment"
+    return (f"{model}+lora-experiment" if lora else f"{model}-experiment") + tag
 
 
 def mean_se(values: list[float]) -> tuple[float, float | None]:

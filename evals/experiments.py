@@ -42,7 +42,7 @@ prediction for k steps (true actions) and corpus BLEU against the true state at 
 adapters: no tiny tokenizer and no warm-up (the model already reads text), every trainer gets the preset's
 fields (SMOLLM2_FIELDS; rank, alpha and targets take --set METHOD.lora.r=8 etc.) and each environment the
 CPU-sized setup of SMOLLM2_ENVS. Its results go to <output>/smollm2-135m/<env>/<tag>/, never beside the
-tiny runs, and its leaderboard rows are named `smollm2-135m+lora-experiment`.
+tiny runs, and its leaderboard rows are named `smollm2-135m+lora-experiment` (with `-<tag>` after a --tag).
 
 Every table also shows the copy baseline, the score of predicting y = x on the same test transitions (the
 FWM's headline metric; no model), and each method's compute: optimiser steps, samples drawn (SWIRL's

@@ -387,3 +387,20 @@ def test_two_invocations_on_one_seed_keep_each_others_methods(tmp_path, monkeypa
     assert experiments.main([*argv, "--methods", "sft"]) == 0
     assert experiments.main([*argv, "--methods", "sft,swirl"]) == 0
     assert sorted(json.loads(result_file.read_text())["methods"]) == ["sft", "sft-oracle", "swirl"]
+
+
+def test_a_tagged_runs_rows_sit_beside_the_main_runs(tmp_path):
+    board = tmp_path / "toolsim.json"
+    shutil.copy(Path(__file__).parents[1] / "leaderboards" / "toolsim.json", board)
+    before = json.loads(board.read_text())["rows"]
+    main_rows = [r for r in before if r["model"] == "smollm2-135m+lora-experiment"]
+    assert main_rows
+    summary = {"model": "smollm2-135m", "tag": "l30", "overrides": {}, "model_fields": {"lora": {"enabled": True}}}
+    assert experiment_results.row_model(summary, "sft") == "smollm2-135m+lora-experiment-l30"
+    assert experiment_results.row_model({**summary, "tag": "main"}, "sft") == "smollm2-135m+lora-experiment"
+    assert experiment_results.row_model({"tag": "ablate", "overrides": {}}, "sft") == "tiny-experiment-ablate"
+    variant = {**main_rows[0], "model": experiment_results.row_model(summary, "sft")}
+    experiment_results.write_leaderboard(board, [variant])
+    after = json.loads(board.read_text())["rows"]
+    assert [r for r in after if r["model"] == "smollm2-135m+lora-experiment"] == main_rows  # untouched
+    assert [r for r in after if r["model"].endswith("-l30")] == [variant]
