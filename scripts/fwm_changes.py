@@ -16,6 +16,10 @@ BLEU and repeats are printed beside the reference's on both parts (`where_ref_re
 `where_ref_changes`). A method that stops repeating x is then seen where it made its changes. Exact matches
 are compared too (`exact_flips`: right in both, right only in the reference, right only in the method, and
 the first few lost ones as truth and prediction): a short result, an API's token, is right or wrong whole.
+
+With `--by-action`, each method's predictions are also grouped by the name of the action the FWM was given
+(a tool call's `name`, else the action's first word), with each group's corpus BLEU of the changed lines
+(`fwm/delta_bleu` on that group) and mean changed-field F1 and state match: where a method gains or loses.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import json
 import sys
 from pathlib import Path
 from statistics import mean
+
+from sacrebleu.metrics import BLEU
 
 from evals.metrics import adds_no_line
 
@@ -48,6 +54,33 @@ def summarise(records: list[dict]) -> dict[str, float | int | None]:
             "bleu_of_repeats": avg(repeats, "fwm/bleu"), "bleu_of_changes": avg(changes, "fwm/bleu"),
             "delta_line_f1_of_changes": avg(changes, "fwm/delta_line_f1"),
             "changed_f1_of_changes": avg(changes, "fwm/changed_f1"), "changed_f1": avg(fwm, "fwm/changed_f1")}
+
+
+def action_name(action: str) -> str:
+    try:
+        call = json.loads(action)
+    except json.JSONDecodeError:
+        call = None
+    if isinstance(call, dict) and isinstance(call.get("name"), str):
+        return call["name"]
+    return action.split("(")[0].split()[0] if action.strip() else ""
+
+
+def by_action(records: list[dict]) -> dict[str, dict]:
+    """Per action name: how many, corpus BLEU of the changed lines, mean changed-field F1 and state match."""
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        if r.get("fwm") and "delta_prediction" in r["fwm"] and "input_action" in r["fwm"]:
+            groups.setdefault(action_name(r["fwm"]["input_action"]), []).append(r["fwm"])
+
+    def avg(items: list[dict], metric: str) -> float | None:
+        values = [f["scores"][metric] for f in items if f["scores"].get(metric) is not None]
+        return round(mean(values), 3) if values else None
+
+    return {name: {"n": len(fwm), "delta_bleu": round(BLEU().corpus_score(
+                       [f["delta_prediction"] for f in fwm], [[f["delta_truth"] for f in fwm]]).score, 2),
+                   "changed_f1": avg(fwm, "fwm/changed_f1"), "state_exact": avg(fwm, "fwm/state_exact")}
+            for name, fwm in sorted(groups.items())}
 
 
 def text_records(rows: list[dict]) -> dict[int, dict]:
@@ -83,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("samples", nargs="+", type=Path, help="samples.jsonl files of report cards")
     p.add_argument("--split-by", type=Path, default=None, metavar="REF",
                    help="a reference card's samples.jsonl: also split the transitions by whether it repeated x")
+    p.add_argument("--by-action", action="store_true",
+                   help="also group each method's predictions by the name of the action the FWM was given")
     args = p.parse_args(argv)
     for path in [*args.samples, *([args.split_by] if args.split_by else [])]:
         if not path.is_file():
@@ -95,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         for method in dict.fromkeys(r["method"] for r in rows):
             mine = [r for r in rows if r["method"] == method]
             extra = split_by_reference(text_records(mine), reference) if reference is not None else {}
+            if args.by_action:
+                extra["by_action"] = by_action(mine)
             print(json.dumps({"file": str(path), "method": method, **summarise(mine), **extra}))
     return 0
 

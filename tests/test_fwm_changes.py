@@ -76,3 +76,22 @@ def test_split_by_a_reference_counts_the_exact_matches_a_method_lost_and_won(tmp
     assert fwm_changes.main([str(files[1]), "--split-by", str(files[0])]) == 0
     assert json.loads(capsys.readouterr().out)["exact_flips"] == {
         "kept": 1, "lost": 1, "won": 1, "lost_examples": [[token, other_token]]}
+
+
+def test_by_action_groups_predictions_by_the_called_function(tmp_path, capsys):
+    state = "responses:"
+    truths = {"convert_units": "responses:\n1. {\"result\": 328.084}", "get_weather": "responses:\n1. {\"temp\": 5}"}
+    rows = []
+    for name, prediction in [("convert_units", truths["convert_units"]), ("convert_units", "responses:\n1. {}"),
+                             ("get_weather", truths["get_weather"])]:
+        row = record("sft", prediction, truths[name], state)
+        row["fwm"]["input_action"] = json.dumps({"name": name, "arguments": {}})
+        rows.append(row)
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert fwm_changes.main([str(samples), "--by-action"]) == 0
+    groups = json.loads(capsys.readouterr().out)["by_action"]
+    assert list(groups) == ["convert_units", "get_weather"]
+    assert groups["convert_units"]["n"] == 2 and groups["get_weather"]["n"] == 1
+    assert groups["get_weather"]["delta_bleu"] == 100.0 and groups["convert_units"]["delta_bleu"] < 100.0
+    assert fwm_changes.action_name("click [3]") == "click" and fwm_changes.action_name("move(a, 1)") == "move"
