@@ -476,10 +476,8 @@ def copy_baseline(transitions: list[Transition], headline: str) -> dict[str, flo
     """The headline score of predicting y = x (no model): corpus BLEU for text states, mean PSNR (dB) for
     images, the share of exact matches. What a world model scores by copying; on textweb it is already BLEU
     77.3 (issue 13's pilot)."""
-    from sacrebleu.metrics import BLEU
-
     from evals.image_metrics import psnr
-    from evals.metrics import exact_match, new_lines
+    from evals.metrics import corpus_bleu_score, exact_match, new_lines
 
     xs, ys = [t.state for t in transitions], [t.next_state for t in transitions]
     if headline == "fwm/psnr":
@@ -488,7 +486,7 @@ def copy_baseline(transitions: list[Transition], headline: str) -> dict[str, flo
         return {headline: round(sum(map(exact_match, xs, ys)) / len(ys), 4)}
     if headline == "fwm/delta_bleu":  # the changed lines, as the card extracts them: a copy changes none
         xs, ys = [new_lines(x, x) for x in xs], [new_lines(y, x) for x, y in zip(xs, ys, strict=True)]
-    return {headline: round(BLEU().corpus_score(xs, [ys]).score, 3)}  # evals.metrics' BLEU, no bootstrap
+    return {headline: round(corpus_bleu_score(xs, ys), 3)}
 
 
 def evaluate_method(setup: EnvSetup, method: str, folder: Path, seed: int, work: Path) -> dict[str, Any]:

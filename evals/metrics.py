@@ -409,6 +409,11 @@ def corpus_bleu(predictions: Sequence[str], truths: Sequence[str], *, seed: int 
     return _corpus(_bleu(), predictions, truths, seed, n_boot)
 
 
+def corpus_bleu_score(predictions: Sequence[str], truths: Sequence[str]) -> float:
+    """The same corpus BLEU without the bootstrap: for figures that need no standard error."""
+    return float(_bleu().corpus_score(list(predictions), [list(truths)]).score)
+
+
 def corpus_chrf(predictions: Sequence[str], truths: Sequence[str], *, seed: int = 0,
                 n_boot: int = BOOTSTRAP_SAMPLES) -> dict[str, Any]:
     return _corpus(_chrf(), predictions, truths, seed, n_boot)

@@ -26,15 +26,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from statistics import mean
 
-from sacrebleu.metrics import BLEU
-
-from evals.metrics import adds_no_line
+from evals.metrics import adds_no_line, corpus_bleu_score
 
 FLIP_EXAMPLES = 12  # lost exact matches printed whole
+
+
+def mean_score(items: list[dict], metric: str) -> float | None:
+    """Mean of a per-sample score over FWM records that have it (a simulator's field scores may be None)."""
+    values = [f["scores"][metric] for f in items if f["scores"].get(metric) is not None]
+    return round(mean(values), 3) if values else None
 
 
 def summarise(records: list[dict]) -> dict[str, float | int | None]:
@@ -42,18 +47,13 @@ def summarise(records: list[dict]) -> dict[str, float | int | None]:
     flags = [(f, adds_no_line(f["delta_prediction"], f["delta_truth"])) for f in fwm]
     repeats = [f for f, flag in flags if flag == 1.0]
     changes = [f for f, flag in flags if flag == 0.0]
-
-    def avg(items: list[dict], metric: str) -> float | None:
-        values = [f["scores"][metric] for f in items if f["scores"].get(metric) is not None]
-        return round(mean(values), 3) if values else None
-
     chars = [len(f["prediction"]) for f in fwm]
     return {"n": len(fwm), "prediction_chars": round(mean(chars), 1) if chars else None,
             "truth_chars": round(mean(len(f["truth"]) for f in fwm), 1) if fwm else None,
             "truth_changes": len(repeats) + len(changes), "repeats_x": len(repeats),
-            "bleu_of_repeats": avg(repeats, "fwm/bleu"), "bleu_of_changes": avg(changes, "fwm/bleu"),
-            "delta_line_f1_of_changes": avg(changes, "fwm/delta_line_f1"),
-            "changed_f1_of_changes": avg(changes, "fwm/changed_f1"), "changed_f1": avg(fwm, "fwm/changed_f1")}
+            "bleu_of_repeats": mean_score(repeats, "fwm/bleu"), "bleu_of_changes": mean_score(changes, "fwm/bleu"),
+            "delta_line_f1_of_changes": mean_score(changes, "fwm/delta_line_f1"),
+            "changed_f1_of_changes": mean_score(changes, "fwm/changed_f1"), "changed_f1": mean_score(fwm, "fwm/changed_f1")}
 
 
 def action_name(action: str) -> str:
@@ -63,7 +63,7 @@ def action_name(action: str) -> str:
         call = None
     if isinstance(call, dict) and isinstance(call.get("name"), str):
         return call["name"]
-    return action.split("(")[0].split()[0] if action.strip() else ""
+    return re.split(r"[\s(]", action.strip(), maxsplit=1)[0]
 
 
 def by_action(records: list[dict]) -> dict[str, dict]:
@@ -72,14 +72,9 @@ def by_action(records: list[dict]) -> dict[str, dict]:
     for r in records:
         if r.get("fwm") and "delta_prediction" in r["fwm"] and "input_action" in r["fwm"]:
             groups.setdefault(action_name(r["fwm"]["input_action"]), []).append(r["fwm"])
-
-    def avg(items: list[dict], metric: str) -> float | None:
-        values = [f["scores"][metric] for f in items if f["scores"].get(metric) is not None]
-        return round(mean(values), 3) if values else None
-
-    return {name: {"n": len(fwm), "delta_bleu": round(BLEU().corpus_score(
-                       [f["delta_prediction"] for f in fwm], [[f["delta_truth"] for f in fwm]]).score, 2),
-                   "changed_f1": avg(fwm, "fwm/changed_f1"), "state_exact": avg(fwm, "fwm/state_exact")}
+    return {name: {"n": len(fwm), "delta_bleu": round(corpus_bleu_score([f["delta_prediction"] for f in fwm],
+                                                                         [f["delta_truth"] for f in fwm]), 2),
+                   "changed_f1": mean_score(fwm, "fwm/changed_f1"), "state_exact": mean_score(fwm, "fwm/state_exact")}
             for name, fwm in sorted(groups.items())}
 
 

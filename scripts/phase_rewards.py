@@ -50,18 +50,18 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", type=Path, help="SWIRL run folders (each with metrics.jsonl)")
     args = p.parse_args(argv)
-    for run in args.runs:
+    configs = []
+    for run in args.runs:  # every folder checked before any is read
         if not (run / "metrics.jsonl").is_file():
             print(f"error: {run}: no metrics.jsonl", file=sys.stderr)
             return 2
         try:
-            config = trainer_config(run)
+            configs.append(trainer_config(run))
         except FileNotFoundError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-    for run in args.runs:
+    for run, config in zip(args.runs, configs, strict=True):
         rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-        config = trainer_config(run)
         print(json.dumps({"run": str(run), "flat_spread": config.get("flat_spread"),
                           **phase_figures(rows, config["batch_size"])}))
     return 0

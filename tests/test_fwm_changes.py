@@ -95,3 +95,4 @@ def test_by_action_groups_predictions_by_the_called_function(tmp_path, capsys):
     assert groups["convert_units"]["n"] == 2 and groups["get_weather"]["n"] == 1
     assert groups["get_weather"]["delta_bleu"] == 100.0 and groups["convert_units"]["delta_bleu"] < 100.0
     assert fwm_changes.action_name("click [3]") == "click" and fwm_changes.action_name("move(a, 1)") == "move"
+    assert fwm_changes.action_name("") == fwm_changes.action_name("(a)") == ""  # no name: one group, no crash
