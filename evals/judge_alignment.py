@@ -9,8 +9,13 @@ judge helps where, within a group, the better samples get the higher rewards. Fo
 draws a group as the trainer does (its default temperatures; Phase I's z sampled from the IDM, or the true
 action with --oracle-z), scores it with the judge and reports:
 
-- `phase1/corr_bleu`, `phase1/corr_delta_f1`: the within-group Pearson correlation of the reward with the
-  sample's sentence BLEU against y and with its changed-line F1 (`fwm/delta_line_f1`), averaged over groups;
+- `phase1/corr_bleu`, `phase1/corr_delta_f1`, `phase1/corr_delta_bleu`: the within-group Pearson correlation
+  of the reward with the sample's sentence BLEU against y, its changed-line F1 (`fwm/delta_line_f1`) and the
+  sentence BLEU of its changed lines alone (where a next state mostly copies x), averaged over groups;
+- `phase1/corr_delta_chars`, `phase1/truth_delta_chars`, `phase1/sample_delta_chars`,
+  `phase1/picked_delta_chars`: whether the judge favours longer or shorter changes (the correlation of the
+  reward with the characters of the changed lines) and the mean length of the truth's, the samples' and each
+  group's top-rewarded sample's changed lines;
 - `phase1/truth_wins`: the share of samples whose reward the true y beats (0.5: the judge cannot tell the
   truth from the model's own guesses);
 - `phase1/greedy_bleu`, `phase1/sample_bleu`, `phase1/picked_bleu`: the mean sentence BLEU of the FWM's
@@ -94,26 +99,36 @@ def measure(pair: Any, judge: Any, transitions: list, execute: Any, *, group: in
                                 batch_size=batch_size, generator=generator).texts
         phase2 = judge.score_next_states(repeat(xs), z_samples, repeat(ys), batch_size=batch_size).tolist()
         phase2_truth = judge.score_next_states(xs, zs, ys, batch_size=batch_size).tolist()
-    first, second, greedy_bleu = [], [], []
+    first, second, greedy_bleu, truth_chars = [], [], [], []
     for i, t in enumerate(transitions):
         greedy_bleu.append(metrics.fwm_sample_scores(greedy[i], t.next_state, t.state)["fwm/bleu"])
         window = slice(i * group, (i + 1) * group)
         scored = [metrics.fwm_sample_scores(y, t.next_state, t.state) for y in y_samples[window]]
+        changes = [metrics.new_lines(y, t.state) for y in y_samples[window]]
+        true_change = metrics.new_lines(t.next_state, t.state)
+        truth_chars.append(len(true_change))
         first.append({"rewards": phase1[window], "truth_wins": truth_wins(phase1_truth[i], phase1[window]),
-                      "bleu": [s["fwm/bleu"] for s in scored], "delta_f1": [s["fwm/delta_line_f1"] for s in scored]})
+                      "bleu": [s["fwm/bleu"] for s in scored], "delta_f1": [s["fwm/delta_line_f1"] for s in scored],
+                      "delta_bleu": [metrics.sentence_bleu(c, true_change) for c in changes],
+                      "delta_chars": [float(len(c)) for c in changes]})
         right = [float(execute(t, z) == t.next_state) if execute else metrics.exact_match(z, t.action)
                  for z in z_samples[window]]
         second.append({"rewards": phase2[window], "truth_wins": truth_wins(phase2_truth[i], phase2[window]),
                        "valid": right})
-    picked = [g["bleu"][max(range(group), key=g["rewards"].__getitem__)] for g in first]
+    top = [max(range(group), key=g["rewards"].__getitem__) for g in first]
+    picked = [g["bleu"][k] for g, k in zip(first, top, strict=True)]
     # with the greedy decode in the group (SwirlConfig.fwm_greedy_in_group), the judge's pick is greedy's
     # unless a sample out-rewards it
     greedy_top = [greedy_reward[i] >= max(g["rewards"]) - 1e-4 for i, g in enumerate(first)]  # a tie: greedy's
     picked_with_greedy = [greedy_bleu[i] if top else picked[i] for i, top in enumerate(greedy_top)]
-    return {**summarise(first, ("bleu", "delta_f1"), "phase1"), **summarise(second, ("valid",), "phase2"),
+    return {**summarise(first, ("bleu", "delta_f1", "delta_bleu", "delta_chars"), "phase1"), **summarise(second, ("valid",), "phase2"),
             "phase1/fwm_temperature": c.fwm_temperature, "phase1/greedy_bleu": round(mean(greedy_bleu), 3),
             "phase1/sample_bleu": round(mean(b for g in first for b in g["bleu"]), 3),
             "phase1/picked_bleu": round(mean(picked), 3),
+            "phase1/picked_delta_bleu": round(mean(g["delta_bleu"][k] for g, k in zip(first, top, strict=True)), 3),
+            "phase1/truth_delta_chars": round(mean(truth_chars), 1),
+            "phase1/sample_delta_chars": round(mean(n for g in first for n in g["delta_chars"]), 1),
+            "phase1/picked_delta_chars": round(mean(g["delta_chars"][k] for g, k in zip(first, top, strict=True)), 1),
             "phase1/greedy_top": round(mean(greedy_top), 4),
             "phase1/picked_with_greedy_bleu": round(mean(picked_with_greedy), 3),
             "phase1/z_exact": round(mean(metrics.exact_match(a, b) for a, b in zip(used_z, zs, strict=True)), 4),

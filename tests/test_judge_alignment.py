@@ -34,7 +34,9 @@ def test_a_pair_is_judged_on_a_simulator_with_its_validity(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out) == found
     assert found["transitions"] == 3 and found["phase1/groups"] == 3 and found["phase2/groups"] == 3
     assert 0.0 <= found["phase1/truth_wins"] <= 1.0 and 0.0 <= found["phase2/valid_share"] <= 1.0
-    for key in ("phase1/corr_bleu", "phase1/corr_delta_f1", "phase2/corr_valid"):  # None only when every group is flat
+    assert found["phase1/truth_delta_chars"] > 0 and found["phase1/sample_delta_chars"] >= 0
+    for key in ("phase1/corr_bleu", "phase1/corr_delta_f1", "phase1/corr_delta_bleu", "phase1/corr_delta_chars",
+                "phase2/corr_valid"):  # None only when every group is flat
         flat = found[key.replace("corr_", "groups_flat_")]
         assert 0 <= flat <= 3 and (found[key] is None) == (flat == 3)
 
@@ -47,6 +49,7 @@ def test_samples_near_temperature_zero_score_as_greedy_decoding(tmp_path):
     found = json.loads(out.read_text())
     assert found["phase1/fwm_temperature"] == 1e-4
     assert found["phase1/sample_bleu"] == found["phase1/picked_bleu"] == pytest.approx(found["phase1/greedy_bleu"])
+    assert found["phase1/sample_delta_chars"] == found["phase1/picked_delta_chars"]
     assert found["phase1/greedy_top"] == 1.0  # every sample is the greedy decode: the judge cannot prefer one
     assert found["phase1/picked_with_greedy_bleu"] == pytest.approx(found["phase1/greedy_bleu"])
 
