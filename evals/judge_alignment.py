@@ -22,7 +22,8 @@ action with --oracle-z), scores it with the judge and reports:
   greedy next state (given the same z), of its samples, and of each group's top-rewarded sample. GRPO can
   only move the policy toward its better samples: where even the picked ones score below greedy decoding,
   reinforcing them lowers what greedy decoding (the evaluation) reads. `--fwm-temperature` measures this
-  at another sampling temperature than the trainer's default;
+  at another sampling temperature than the trainer's default. `phase1/greedy_delta_bleu`, `sample_delta_bleu`
+  and `picked_delta_bleu` are the same for the changed lines alone;
 - `phase1/greedy_top`, `phase1/picked_with_greedy_bleu`: with the greedy decode added to each group (as
   `SwirlConfig.fwm_greedy_in_group` does), the share of groups whose judge prefers it to every sample, and
   the BLEU of the judge's pick;
@@ -99,7 +100,7 @@ def measure(pair: Any, judge: Any, transitions: list, execute: Any, *, group: in
                                 batch_size=batch_size, generator=generator).texts
         phase2 = judge.score_next_states(repeat(xs), z_samples, repeat(ys), batch_size=batch_size).tolist()
         phase2_truth = judge.score_next_states(xs, zs, ys, batch_size=batch_size).tolist()
-    first, second, greedy_bleu, truth_chars = [], [], [], []
+    first, second, greedy_bleu, greedy_delta_bleu, truth_chars = [], [], [], [], []
     for i, t in enumerate(transitions):
         greedy_bleu.append(metrics.fwm_sample_scores(greedy[i], t.next_state, t.state)["fwm/bleu"])
         window = slice(i * group, (i + 1) * group)
@@ -107,6 +108,7 @@ def measure(pair: Any, judge: Any, transitions: list, execute: Any, *, group: in
         changes = [metrics.new_lines(y, t.state) for y in y_samples[window]]
         true_change = metrics.new_lines(t.next_state, t.state)
         truth_chars.append(len(true_change))
+        greedy_delta_bleu.append(metrics.sentence_bleu(metrics.new_lines(greedy[i], t.state), true_change))
         first.append({"rewards": phase1[window], "truth_wins": truth_wins(phase1_truth[i], phase1[window]),
                       "bleu": [s["fwm/bleu"] for s in scored], "delta_f1": [s["fwm/delta_line_f1"] for s in scored],
                       "delta_bleu": [metrics.sentence_bleu(c, true_change) for c in changes],
@@ -125,6 +127,8 @@ def measure(pair: Any, judge: Any, transitions: list, execute: Any, *, group: in
             "phase1/fwm_temperature": c.fwm_temperature, "phase1/greedy_bleu": round(mean(greedy_bleu), 3),
             "phase1/sample_bleu": round(mean(b for g in first for b in g["bleu"]), 3),
             "phase1/picked_bleu": round(mean(picked), 3),
+            "phase1/greedy_delta_bleu": round(mean(greedy_delta_bleu), 3),
+            "phase1/sample_delta_bleu": round(mean(b for g in first for b in g["delta_bleu"]), 3),
             "phase1/picked_delta_bleu": round(mean(g["delta_bleu"][k] for g, k in zip(first, top, strict=True)), 3),
             "phase1/truth_delta_chars": round(mean(truth_chars), 1),
             "phase1/sample_delta_chars": round(mean(n for g in first for n in g["delta_chars"]), 1),

@@ -50,6 +50,8 @@ def test_samples_near_temperature_zero_score_as_greedy_decoding(tmp_path):
     assert found["phase1/fwm_temperature"] == 1e-4
     assert found["phase1/sample_bleu"] == found["phase1/picked_bleu"] == pytest.approx(found["phase1/greedy_bleu"])
     assert found["phase1/sample_delta_chars"] == found["phase1/picked_delta_chars"]
+    assert found["phase1/sample_delta_bleu"] == found["phase1/picked_delta_bleu"] == pytest.approx(
+        found["phase1/greedy_delta_bleu"])
     assert found["phase1/greedy_top"] == 1.0  # every sample is the greedy decode: the judge cannot prefer one
     assert found["phase1/picked_with_greedy_bleu"] == pytest.approx(found["phase1/greedy_bleu"])
 
