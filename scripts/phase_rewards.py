@@ -5,8 +5,9 @@
 A GRPO group whose rewards span less than `flat_spread` (0.01 nats by default) gives its samples near-zero
 advantages, so the share of flat groups says how much of a phase's updates was signal. Per phase this
 prints the steps, the groups they scored (steps x the run's batch_size), how many were flat, the mean
-reward, the mean and widest of the steps' mean within-group spread, the mean KL to the reference and the
-mean completion length. These are the figures docs/results.md quotes as "N of 64 groups flat".
+reward, the mean and widest of the steps' mean within-group spread, the mean KL to the reference, the
+mean completion length and the mean within-group slope of the reward on completion length (reward units
+per token; negative: the judge prefers shorter completions; logged by runs since session 18, else None). These are the figures docs/results.md quotes as "N of 64 groups flat".
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def phase_figures(rows: list[dict], batch_size: int) -> dict[str, dict]:
                     "reward_mean": mean_of(items, "reward/mean"),
                     "group_spread_mean": mean_of(items, "reward/group_spread"),
                     "group_spread_widest_step": round(max(r["reward/group_spread"] for r in items), 4),
-                    "kl_mean": mean_of(items, "kl"), "completion_length": mean_of(items, "completion_length")}
+                    "kl_mean": mean_of(items, "kl"), "completion_length": mean_of(items, "completion_length"),
+                    "length_slope_mean": mean_of(items, "reward/length_slope")}
             for phase, items in phases.items()}
 
 

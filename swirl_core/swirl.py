@@ -35,7 +35,15 @@ from swirl_envs.errors import SwirlError
 
 from .checkpoint import read_state
 from .config import TrainerConfig
-from .grpo import SCALES, deterministic, group_advantages, grpo_loss, shuffle_within_groups
+from .grpo import (
+    SCALES,
+    deterministic,
+    group_advantages,
+    grpo_loss,
+    length_slope,
+    shuffle_within_groups,
+    without_length_trend,
+)
 from .logging import MetricsLogger
 from .logprobs import completion_logprobs
 from .lora import core_model, load_trained_state, save_trained_state
@@ -46,7 +54,8 @@ from .trainer import CheckpointedTrainer
 PHASE_NAMES = {"fwm": "phase1-fwm", "idm": "phase2-idm"}
 JUDGE_FILE = "judge.safetensors"  # shared weights: the current phase's frozen judge, for a resume mid-phase
 # Control fields at these values are left out of the resume fingerprint: runs made before they existed resume
-CONTROL_DEFAULTS = {"reward_shuffle": False, "judge_idm": None, "fwm_greedy_in_group": False}
+CONTROL_DEFAULTS = {"reward_shuffle": False, "judge_idm": None, "fwm_greedy_in_group": False,
+                    "length_neutral": False}
 
 
 @dataclass
@@ -87,6 +96,9 @@ class SwirlConfig(TrainerConfig):
     idm_beta: float | None = None  # KL coefficient of Phase II (None: beta); the public code uses 0.1
     idm_max_grad_norm: float | None = None  # gradient clipping of Phase II (None: max_grad_norm); public code 0.1
     drop_flat_groups: bool = False  # leave groups whose rewards span less than flat_spread out of the update
+    length_neutral: bool = False  # take out of each step's rewards their within-group linear trend in completion
+    # length (`reward/length_slope`, logged either way): a judge that prefers short completions then ranks by
+    # what is left. A variant of the method, for the judge measured to shorten toolsim's responses
     progress_pairs: int = 0  # pairs held out of training; each iteration's progress is scored on them by
     # the initial (e.g. SFT) models frozen, logged as progress/* (0: no held-out measurement)
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~1/3 more train compute
@@ -425,8 +437,8 @@ class SwirlTrainer(CheckpointedTrainer):
         key = "shared" if pair.shared else role
         rewards = raw_rewards.float().clamp(min=c.reward_min)
         # the figures of the global batch: every process's rewards and lengths (this one's groups alone otherwise)
-        lengths = torch.tensor([len(x) for x in completions], dtype=torch.float32, device=rewards.device)
-        raw_all, lengths = self.accelerator.gather((raw_rewards.float(), lengths))
+        own_lengths = torch.tensor([len(x) for x in completions], dtype=torch.float32, device=rewards.device)
+        raw_all, lengths = self.accelerator.gather((raw_rewards.float(), own_lengths))
         all_rewards = raw_all.clamp(min=c.reward_min)
         grouped = all_rewards.view(-1, group)
         spread = grouped.max(1).values - grouped.min(1).values
@@ -436,8 +448,11 @@ class SwirlTrainer(CheckpointedTrainer):
                    "frac_reward_zero_std": (grouped.std(1) < 1e-6).float().mean().item() if group > 1 else 1.0,
                    # groups whose rewards barely differ give (almost) no gradient: count them
                    "reward/group_spread": spread.mean().item(), "groups_flat": int((spread < c.flat_spread).sum()),
-                   "completion_length": lengths.mean().item()}
+                   "completion_length": lengths.mean().item(),
+                   "reward/length_slope": length_slope(all_rewards, lengths, group)}
         world = self.accelerator.num_processes
+        if c.length_neutral:  # the slope of the global batch, taken out of this process's groups
+            rewards = without_length_trend(rewards, own_lengths, group, summary["reward/length_slope"])
         if c.reward_shuffle:  # the control: each group keeps its values, their link to the samples is cut
             rewards = shuffle_within_groups(rewards, group, self.generator)  # checkpointed: resumes exactly
         if c.drop_flat_groups and world == 1:  # dynamic sampling, without refilling

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from swirl_core.grpo import group_advantages, grpo_loss
+from swirl_core.grpo import group_advantages, grpo_loss, length_slope, without_length_trend
 
 EPS = 1e-4
 CLIP_KEYS = ("clip_ratio/low_mean", "clip_ratio/high_mean", "clip_ratio/region_mean",
@@ -266,3 +266,27 @@ def test_matches_trl_float32():
     assert loss.item() == pytest.approx(trl_loss.item(), abs=1e-5)
     torch.testing.assert_close(ours.grad, theirs.grad, rtol=0, atol=1e-5)
     assert logs["kl"].item() == pytest.approx(trl_logs["kl"], abs=1e-5)
+
+
+def test_length_slope_is_the_pooled_within_group_trend_and_removing_it_keeps_each_groups_mean():
+    # group 1 rewards fall 0.1 per token; group 2 is flat in length (one length), so it adds nothing
+    rewards = torch.tensor([1.0, 0.0, -1.0, 0.3, 0.7, 0.5])
+    lengths = torch.tensor([10.0, 20.0, 30.0, 5.0, 5.0, 5.0])
+    assert length_slope(rewards, lengths, 3) == pytest.approx(-0.1)
+    neutral = without_length_trend(rewards, lengths, 3, -0.1)
+    assert neutral.tolist() == pytest.approx([0.0, 0.0, 0.0, 0.3, 0.7, 0.5])
+    assert length_slope(neutral, lengths, 3) == pytest.approx(0.0, abs=1e-7)
+    assert neutral.view(2, 3).mean(1).tolist() == pytest.approx(rewards.view(2, 3).mean(1).tolist())
+    assert length_slope(rewards, torch.full((6,), 7.0), 3) == 0.0  # no length varies: no trend
+
+
+def test_removing_the_length_trend_keeps_what_the_rewards_rank_beyond_length():
+    torch.manual_seed(0)
+    lengths = torch.randint(5, 60, (64,)).float()
+    quality = torch.randn(64)
+    rewards = quality - 0.05 * lengths  # a judge that ranks by quality and also prefers short completions
+    neutral = without_length_trend(rewards, lengths, 8, length_slope(rewards, lengths, 8))
+    centred = lambda t: (t.view(-1, 8) - t.view(-1, 8).mean(1, keepdim=True)).view(-1)  # noqa: E731
+    corr = lambda a, b: torch.corrcoef(torch.stack([centred(a), centred(b)]))[0, 1].item()  # noqa: E731
+    assert corr(rewards, lengths) < -0.5 and corr(neutral, lengths) == pytest.approx(0.0, abs=1e-5)
+    assert corr(neutral, quality) > corr(rewards, quality)

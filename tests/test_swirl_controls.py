@@ -1,5 +1,6 @@
 """The three SWIRL controls: random reward (shuffled within groups), oracle z (true actions in Phase I) and
-strong judge (another pair's IDM scores Phase I). Their resume tests are in test_core_swirl.py."""
+strong judge (another pair's IDM scores Phase I); and the length-neutral reward variant. The controls' resume
+tests are in test_core_swirl.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from support import ball_world
 
 from swirl_core import SFTConfig, SFTTrainer, SwirlConfig, SwirlTrainer, WorldModelPair, apply_overrides
 from swirl_core import swirl as swirl_module
-from swirl_core.grpo import shuffle_within_groups
+from swirl_core.grpo import length_slope, shuffle_within_groups
 from swirl_envs.errors import SwirlError
 
 torch.set_num_threads(1)
@@ -202,3 +203,30 @@ def test_greedy_in_group_puts_the_greedy_decode_first_in_every_phase1_group(tmp_
 def test_greedy_in_group_needs_a_sample_beside_the_greedy_decode():
     with pytest.raises(SwirlError, match="fwm_group_size >= 2"):
         SwirlConfig(fwm_greedy_in_group=True, fwm_group_size=1)
+
+
+def test_length_neutral_rewards_reach_the_advantages_without_their_length_trend(tmp_path, warm, monkeypatch):
+    seen = []
+    update, advantages = SwirlTrainer._update, swirl_module.group_advantages
+
+    def spy_update(self, pair, role, prompts, completions, raw_rewards, group):
+        seen.append([raw_rewards.float().clamp(min=self.config.reward_min),
+                     torch.tensor([float(len(c)) for c in completions]), group])
+        return update(self, pair, role, prompts, completions, raw_rewards, group)
+
+    def spy_advantages(rewards, group, scale):
+        seen[-1].append(rewards.clone())
+        return advantages(rewards, group, scale)
+
+    monkeypatch.setattr(SwirlTrainer, "_update", spy_update)
+    monkeypatch.setattr(swirl_module, "group_advantages", spy_advantages)
+    config = apply_overrides(SwirlConfig(), [*RL, "length_neutral=true", "fwm_temperature=1.5", "idm_temperature=1.5"])
+    SwirlTrainer(config).train(ball_world(12, labelled=False), tmp_path / "r", init=warm)
+    logged = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    slopes = [r["reward/length_slope"] for r in logged if "reward/length_slope" in r]
+    assert len(seen) == len(slopes) == 8
+    for (scored, lengths, group, used), slope in zip(seen, slopes, strict=True):
+        assert slope == pytest.approx(length_slope(scored, lengths, group))
+        assert length_slope(used, lengths, group) == pytest.approx(0.0, abs=1e-5)
+        assert used.view(-1, group).mean(1).tolist() == pytest.approx(scored.view(-1, group).mean(1).tolist(), abs=1e-5)
+    assert any(slope != 0 for slope in slopes)  # the lengths did vary: the test changed something
