@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.figures import fmt_gain, fmt_mean_se
-from evals.methods import CONTROLS, baseline_of
+from evals.methods import CONTROLS, STAGED, baseline_of
 from evals.methods import EXPERIMENT_METHODS as METHODS
 from swirl_envs.errors import SwirlError
 from swirl_envs.fileio import dumps_json, write_atomic
@@ -44,7 +44,7 @@ def aggregate(per_seed: dict[int, dict[str, Any]], headline: str = "fwm/bleu") -
     """Mean and standard error over seeds of every metric, horizon point and training time; gains vs sft."""
     seeds = sorted(per_seed)
     present = [m for m in per_seed[seeds[0]]["methods"] if all(m in per_seed[s]["methods"] for s in seeds)]
-    known = [*METHODS, *CONTROLS]
+    known = [*METHODS, *CONTROLS, *STAGED]
     methods = [m for m in known if m in present] + sorted(m for m in present if m not in known)
     table: dict[str, Any] = {}
     for m in methods:

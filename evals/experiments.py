@@ -72,7 +72,7 @@ from typing import Any
 from filelock import FileLock
 
 from evals.experiment_results import aggregate, leaderboard_rows, markdown_table, write_leaderboard
-from evals.methods import CONTROLS, base_method, trainer_of
+from evals.methods import CONTROLS, STAGED, base_method, trainer_of
 from evals.methods import EXPERIMENT_METHODS as METHODS
 from swirl_envs.errors import SwirlError
 from swirl_envs.fileio import dumps_json, write_atomic
@@ -422,6 +422,8 @@ def train_methods(setup: EnvSetup, split: Split, seed: int, work: Path, methods:
         ("swirl:random-reward", split.unlabelled, "sft", {**setup.swirl, "reward_shuffle": True}),
         ("swirl:oracle-z", split.oracle, "sft", {**setup.swirl, "latent_action": "oracle"}),
         ("swirl:strong-judge", split.unlabelled, "sft", {**setup.swirl, "judge_idm": "sft-oracle"}),
+        # evals.methods.STAGED: bootstrap trains the FWM alone, so this pair's IDM, the judge, is sft's
+        ("swirl-idm2fwm:from-bootstrap", split.unlabelled, "bootstrap", {**setup.swirl, "mode": "idm2fwm"}),
     ]
     planned = {step[0] for step in plan}
     plan += [(m, *next(step[1:] for step in plan if step[0] == base_method(m)))  # variants after their bases
@@ -583,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
                         "SMOLLM2_ENVS sizes; results under OUTPUT/smollm2-135m/ENV/TAG/)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS) +
-                   "; the controls " + ", ".join(CONTROLS) + "; BASE:NAME adds a variant of BASE (give its "
+                   "; the controls " + ", ".join(CONTROLS) + "; the staged " + ", ".join(STAGED) + "; BASE:NAME adds a variant of BASE (give its "
                    "overrides with --set BASE:NAME.KEY=VALUE)")
     p.add_argument("--output", type=Path, default=Path("runs/experiments"))
     p.add_argument("--tag", default="main", help="names the variant: results go to OUTPUT/ENV/TAG/")

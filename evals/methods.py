@@ -40,6 +40,10 @@ METHODS: dict[str, Method] = {m.name: m for m in [
 # (is the judge the bottleneck?). Variants of `swirl`, shown, coloured and compared like it, and trained only
 # when named in --methods; evals/experiments.py holds their data and settings.
 CONTROLS = ("swirl:random-reward", "swirl:oracle-z", "swirl:strong-judge")
+# Variants evals/experiments.py trains from another method than their base does, only when named: Phase I
+# from bootstrap's FWM (SFT's IDM judges), for bootstrap's FWM that stops heeding z where its pseudo-labels
+# are wrong, which is what Phase I's reward (can the judge read z back?) punishes
+STAGED = ("swirl-idm2fwm:from-bootstrap",)
 
 METHOD_ORDER = tuple(METHODS)
 EXPERIMENT_METHODS = tuple(name for name, m in METHODS.items() if m.experiment)

@@ -89,6 +89,12 @@ def test_controls_train_only_when_named_with_their_data_and_dependencies(tmp_pat
     trained.clear()
     experiments.train_methods(toy, split, 0, tmp_path, ("verify@8", "swirl:strong-judge"), {})
     assert list(trained) == ["sft", "sft-oracle", "swirl:strong-judge"]
+    trained.clear()
+    experiments.train_methods(toy, split, 0, tmp_path, ("swirl-idm2fwm:from-bootstrap",), {})
+    assert list(trained) == ["sft", "bootstrap", "swirl-idm2fwm:from-bootstrap"]
+    trainer, config, data, init = trained["swirl-idm2fwm:from-bootstrap"]
+    assert trainer == "swirl" and config["mode"] == "idm2fwm" and data is split.unlabelled
+    assert init == tmp_path / "bootstrap" / "final"  # Phase I starts from bootstrap's FWM
 
 
 def test_end_to_end_resume_rows_and_figures(tmp_path, monkeypatch):
