@@ -585,8 +585,8 @@ def main(argv: list[str] | None = None) -> int:
                         "SMOLLM2_ENVS sizes; results under OUTPUT/smollm2-135m/ENV/TAG/)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS) +
-                   "; the controls " + ", ".join(CONTROLS) + "; the staged " + ", ".join(STAGED) + "; BASE:NAME adds a variant of BASE (give its "
-                   "overrides with --set BASE:NAME.KEY=VALUE)")
+                   "; the controls " + ", ".join(CONTROLS) + "; the staged " + ", ".join(STAGED) +
+                   "; BASE:NAME adds a variant of BASE (give its overrides with --set BASE:NAME.KEY=VALUE)")
     p.add_argument("--output", type=Path, default=Path("runs/experiments"))
     p.add_argument("--tag", default="main", help="names the variant: results go to OUTPUT/ENV/TAG/")
     p.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",

@@ -117,22 +117,27 @@ def measure(pair: Any, judge: Any, transitions: list, execute: Any, *, group: in
                  for z in z_samples[window]]
         second.append({"rewards": phase2[window], "truth_wins": truth_wins(phase2_truth[i], phase2[window]),
                        "valid": right})
-    top = [max(range(group), key=g["rewards"].__getitem__) for g in first]
-    picked = [g["bleu"][k] for g, k in zip(first, top, strict=True)]
+    picks = [max(range(group), key=g["rewards"].__getitem__) for g in first]
+
+    def at_picks(key: str) -> list[float]:  # each group's top-rewarded sample's figure
+        return [g[key][k] for g, k in zip(first, picks, strict=True)]
+
+    picked = at_picks("bleu")
     # with the greedy decode in the group (SwirlConfig.fwm_greedy_in_group), the judge's pick is greedy's
     # unless a sample out-rewards it
     greedy_top = [greedy_reward[i] >= max(g["rewards"]) - 1e-4 for i, g in enumerate(first)]  # a tie: greedy's
     picked_with_greedy = [greedy_bleu[i] if top else picked[i] for i, top in enumerate(greedy_top)]
-    return {**summarise(first, ("bleu", "delta_f1", "delta_bleu", "delta_chars"), "phase1"), **summarise(second, ("valid",), "phase2"),
+    return {**summarise(first, ("bleu", "delta_f1", "delta_bleu", "delta_chars"), "phase1"),
+            **summarise(second, ("valid",), "phase2"),
             "phase1/fwm_temperature": c.fwm_temperature, "phase1/greedy_bleu": round(mean(greedy_bleu), 3),
             "phase1/sample_bleu": round(mean(b for g in first for b in g["bleu"]), 3),
             "phase1/picked_bleu": round(mean(picked), 3),
             "phase1/greedy_delta_bleu": round(mean(greedy_delta_bleu), 3),
             "phase1/sample_delta_bleu": round(mean(b for g in first for b in g["delta_bleu"]), 3),
-            "phase1/picked_delta_bleu": round(mean(g["delta_bleu"][k] for g, k in zip(first, top, strict=True)), 3),
+            "phase1/picked_delta_bleu": round(mean(at_picks("delta_bleu")), 3),
             "phase1/truth_delta_chars": round(mean(truth_chars), 1),
             "phase1/sample_delta_chars": round(mean(n for g in first for n in g["delta_chars"]), 1),
-            "phase1/picked_delta_chars": round(mean(g["delta_chars"][k] for g, k in zip(first, top, strict=True)), 1),
+            "phase1/picked_delta_chars": round(mean(at_picks("delta_chars")), 1),
             "phase1/greedy_top": round(mean(greedy_top), 4),
             "phase1/picked_with_greedy_bleu": round(mean(picked_with_greedy), 3),
             "phase1/z_exact": round(mean(metrics.exact_match(a, b) for a, b in zip(used_z, zs, strict=True)), 4),

@@ -7,7 +7,8 @@ advantages, so the share of flat groups says how much of a phase's updates was s
 prints the steps, the groups they scored (steps x the run's batch_size), how many were flat, the mean
 reward, the mean and widest of the steps' mean within-group spread, the mean KL to the reference, the
 mean completion length and the mean within-group slope of the reward on completion length (reward units
-per token; negative: the judge prefers shorter completions; logged by runs since session 18, else None). These are the figures docs/results.md quotes as "N of 64 groups flat".
+per token; negative: the judge prefers shorter completions; logged by runs since session 18, else None).
+These are the figures docs/results.md quotes as "N of 64 groups flat".
 """
 
 from __future__ import annotations

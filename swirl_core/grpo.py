@@ -31,24 +31,28 @@ def _std(x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
     return x.std(dim=dim, correction=1)
 
 
+def _group_centred(x: torch.Tensor, group_size: int) -> torch.Tensor:
+    """(B,) values less their group's mean (consecutive runs of `group_size`)."""
+    grouped = x.view(-1, group_size)
+    return (grouped - grouped.mean(dim=1, keepdim=True)).view(-1)
+
+
 def length_slope(rewards: torch.Tensor, lengths: torch.Tensor, group_size: int) -> float:
     """How the rewards move with the completions' lengths inside groups: the least-squares slope of
     group-centred rewards on group-centred lengths, pooled over the batch (reward units per token; 0 when no
     group has two lengths). A negative slope is a judge that prefers the shorter completions of a prompt."""
-    rewards, lengths = rewards.float().view(-1, group_size), lengths.float().view(-1, group_size)
-    centred = lengths - lengths.mean(dim=1, keepdim=True)
+    centred = _group_centred(lengths.float(), group_size)
     spread = (centred * centred).sum()
     if spread == 0:
         return 0.0
-    return ((rewards - rewards.mean(dim=1, keepdim=True)) * centred).sum().item() / spread.item()
+    return (_group_centred(rewards.float(), group_size) * centred).sum().item() / spread.item()
 
 
 def without_length_trend(rewards: torch.Tensor, lengths: torch.Tensor, group_size: int, slope: float) -> torch.Tensor:
     """Rewards less `slope` times each completion's length above its group's mean: every group keeps its mean,
     and with `slope = length_slope(rewards, lengths, group_size)` the within-group rewards no longer correlate
     with length over the batch, while what they rank beyond length stays."""
-    lengths = lengths.to(rewards).view(-1, group_size)
-    return rewards - slope * (lengths - lengths.mean(dim=1, keepdim=True)).view(-1)
+    return rewards - slope * _group_centred(lengths.to(rewards), group_size)
 
 
 def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group") -> torch.Tensor:

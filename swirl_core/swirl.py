@@ -53,7 +53,8 @@ from .trainer import CheckpointedTrainer
 
 PHASE_NAMES = {"fwm": "phase1-fwm", "idm": "phase2-idm"}
 JUDGE_FILE = "judge.safetensors"  # shared weights: the current phase's frozen judge, for a resume mid-phase
-# Control fields at these values are left out of the resume fingerprint: runs made before they existed resume
+# Fields added after runs existed (the controls, length_neutral) are left out of the resume fingerprint at
+# these values: runs made before them resume
 CONTROL_DEFAULTS = {"reward_shuffle": False, "judge_idm": None, "fwm_greedy_in_group": False,
                     "length_neutral": False}
 
