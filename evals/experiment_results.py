@@ -41,49 +41,61 @@ def mean_se(values: list[float]) -> tuple[float, float | None]:
 
 
 def aggregate(per_seed: dict[int, dict[str, Any]], headline: str = "fwm/bleu") -> dict[str, Any]:
-    """Mean and standard error over seeds of every metric, horizon point and training time; gains vs sft."""
+    """Mean and standard error over seeds of every metric, horizon point and training time; gains vs sft.
+    Each method is aggregated over the seeds that trained it (its row's `seeds`), so a method run on one
+    seed sits beside methods run on three; its gain compares it with its baseline on those same seeds."""
     seeds = sorted(per_seed)
-    present = [m for m in per_seed[seeds[0]]["methods"] if all(m in per_seed[s]["methods"] for s in seeds)]
+    present = list(dict.fromkeys(m for s in seeds for m in per_seed[s]["methods"]))
     known = [*METHODS, *CONTROLS, *STAGED]
-    methods = [m for m in known if m in present] + sorted(m for m in present if m not in known)
+    methods = [m for m in known if m in present] + [m for m in present if m not in known]
     table: dict[str, Any] = {}
     for m in methods:
+        own = [s for s in seeds if m in per_seed[s]["methods"]]
         metrics = {}
-        for key in per_seed[seeds[0]]["methods"][m]["metrics"]:
-            values = [per_seed[s]["methods"][m]["metrics"][key] for s in seeds]
+        for key in per_seed[own[0]]["methods"][m]["metrics"]:
+            values = [per_seed[s]["methods"][m]["metrics"].get(key) for s in own]
             if all(isinstance(v, int | float) for v in values):
                 mean, se = mean_se(values)
                 metrics[key] = {"mean": mean, "se": se, "values": values}
-        row: dict[str, Any] = {"metrics": metrics}
-        curves = [per_seed[s]["methods"][m].get("horizon") for s in seeds]
+        row: dict[str, Any] = {"seeds": own, "metrics": metrics}
+        curves = [per_seed[s]["methods"][m].get("horizon") for s in own]
         if all(curves):
             row["horizon"] = [dict(zip(("mean", "se"), mean_se(list(c)), strict=True)) for c in zip(*curves, strict=True)]
-        times = [per_seed[s]["train_seconds"].get(m) for s in seeds]
+        times = [per_seed[s]["train_seconds"].get(m) for s in own]
         if all(t is not None for t in times):
             row["train_seconds"] = mean_se(times)[0]
-        if compute := mean_compute([per_seed[s].get("compute", {}).get(m) or {} for s in seeds]):
+        if compute := mean_compute([per_seed[s].get("compute", {}).get(m) or {} for s in own]):
             row["compute"] = compute
         table[m] = row
     for method, row in table.items():
-        baseline = baseline_of(method)
-        base = table.get(baseline, {}).get("metrics", {})
-        gains = {}
-        for key in (headline, "idm/exact_match"):
-            if key in base and key in row["metrics"] and base[key]["mean"]:
-                a, b = row["metrics"][key], base[key]
-                one_seed = a["se"] is None or b["se"] is None  # no spread to compare with
-                se = None if one_seed else math.sqrt(a["se"] ** 2 + b["se"] ** 2)
-                gains[key] = {"baseline": baseline, "absolute": a["mean"] - b["mean"],
-                              "relative": (a["mean"] - b["mean"]) / b["mean"], "combined_se": se,
-                              "relative_se": None if one_seed else se / abs(b["mean"]),
-                              "beyond_se": None if one_seed else abs(a["mean"] - b["mean"]) > se}
-        row["vs_sft"] = gains
+        row["vs_sft"] = gains_over(per_seed, method, baseline_of(method), row["seeds"], headline)
     copies = [per_seed[s].get("copy", {}).get(headline) for s in seeds]  # y = x on the same test transitions
     copy = {}
     if all(c is not None for c in copies):
         mean, se = mean_se(copies)
         copy[headline] = {"mean": mean, "se": se, "values": copies}
     return {"seeds": seeds, "headline": headline, "copy": copy, "methods": table}
+
+
+def gains_over(per_seed: dict[int, dict[str, Any]], method: str, baseline: str, seeds: list[int],
+               headline: str) -> dict[str, Any]:
+    """The method's gain over its baseline on the seeds both were run on (none when they share none)."""
+    shared = [s for s in seeds if baseline in per_seed[s]["methods"]]
+    gains = {}
+    for key in (headline, "idm/exact_match"):
+        a_values = [per_seed[s]["methods"][method]["metrics"].get(key) for s in shared]
+        b_values = [per_seed[s]["methods"][baseline]["metrics"].get(key) for s in shared]
+        if not shared or not all(isinstance(v, int | float) for v in a_values + b_values):
+            continue
+        (a, a_se), (b, b_se) = mean_se(a_values), mean_se(b_values)
+        if not b:
+            continue
+        one_seed = a_se is None or b_se is None  # no spread to compare with
+        se = None if one_seed else math.sqrt(a_se ** 2 + b_se ** 2)
+        gains[key] = {"baseline": baseline, "seeds": shared, "absolute": a - b, "relative": (a - b) / b,
+                      "combined_se": se, "relative_se": None if one_seed else se / abs(b),
+                      "beyond_se": None if one_seed else abs(a - b) > se}
+    return gains
 
 
 def mean_compute(runs: list[dict[str, Any]]) -> dict[str, float]:
@@ -103,7 +115,7 @@ def leaderboard_rows(summary: dict[str, Any], per_seed: dict[int, dict[str, Any]
         raise SwirlError(f"seeds of {summary['env']} were evaluated on different test data: {sorted(hashes)}")
     rows = []
     for method, row in summary["methods"].items():
-        rows.append({"method": method, "model": row_model(summary, method), "seeds": summary["seeds"],
+        rows.append({"method": method, "model": row_model(summary, method), "seeds": row["seeds"],
                      "command": method_command(summary, method), "benchmark_version": bench_version,
                      "data_hash": next(iter(hashes)), "split": "test", "limit": limit, "ci": False,
                      "metrics": {k: {"value": round(v["mean"], 4),
@@ -121,7 +133,7 @@ def method_command(summary: dict[str, Any], method: str) -> str:
     model = summary.get("model", "tiny")
     return shlex.join(["python", "-m", "evals.experiments", "--env", summary["env"],
                        *(["--model", model] if model != "tiny" else []), "--seeds",
-                       *map(str, summary["seeds"]), "--methods", method,
+                       *map(str, summary.get("methods", {}).get(method, summary)["seeds"]), "--methods", method,
                        *(["--tag", summary["tag"]] if summary["tag"] != "main" else []),
                        *[arg for k, v in summary.get("setup_overrides", {}).items()
                          for arg in ("--" + k.replace("_", "-"), str(v))],
@@ -142,7 +154,7 @@ def write_leaderboard(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def markdown_table(env: str, summary: dict[str, Any]) -> str:
-    """One row per method: headline and IDM metrics, gain vs sft, horizon curve and the method's own compute
+    """One row per method (naming its seeds when fewer than the summary's): headline and IDM metrics, gain vs sft, horizon curve and the method's own compute
     (optimiser steps, samples drawn, training minutes, 1-minute load at its finish); the copy baseline
     (y = x) first, so every FWM score reads against what copying the state already scores."""
     fwm, idm = summary["headline"], "idm/exact_match"
@@ -159,7 +171,9 @@ def markdown_table(env: str, summary: dict[str, Any]) -> str:
         gain = "" if not g or m == "sft" else fmt_gain(g)
         curve = " / ".join(f"{p['mean']:.1f}" for p in row.get("horizon", []))
         c = row.get("compute", {})
-        lines.append(f"| {m} | {fmt_mean_se(row['metrics'].get(fwm))} | {gain} | "
+        name = m if len(row.get("seeds", summary["seeds"])) == len(summary["seeds"]) else \
+            f"{m} (seeds {' '.join(map(str, row['seeds']))})"
+        lines.append(f"| {name} | {fmt_mean_se(row['metrics'].get(fwm))} | {gain} | "
                      f"{fmt_mean_se(row['metrics'].get(idm), 100)} | "
                      f"{fmt_mean_se(row['metrics'].get('idm/token_f1'), 100)} | {curve} | {figure(c, 'steps')} | "
                      f"{figure(c, 'samples')} | {figure(c, 'train_seconds', 60, 1)} | {figure(c, 'load_1m', 1, 1)} |")

@@ -583,7 +583,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", choices=MODELS, default="tiny",
                    help="tiny (from scratch, warmed up) or smollm2-135m (LoRA on SmolLM2-135M-Instruct, the "
                         "SMOLLM2_ENVS sizes; results under OUTPUT/smollm2-135m/ENV/TAG/)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                   help="seeds to train and evaluate; the summary also keeps the seeds earlier runs of this --tag "
+                        "finished, each method over the seeds it has")
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS) +
                    "; the controls " + ", ".join(CONTROLS) + "; the staged " + ", ".join(STAGED) +
                    "; BASE:NAME adds a variant of BASE (give its overrides with --set BASE:NAME.KEY=VALUE)")
@@ -592,7 +594,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
                    help="trainer override for one method, e.g. swirl:nokl.beta=0 (typed and checked as `swirl-eval "
                         "train --set`)")
-    p.add_argument("--aggregate-only", action="store_true")
+    p.add_argument("--aggregate-only", action="store_true",
+                   help="train nothing: summarise the finished results of exactly the --seeds named")
     p.add_argument("--leaderboard", type=Path, default=None, metavar="JSON",
                    help="write the measured rows (mean and s.e. over seeds) into this leaderboard file")
     p.add_argument("--warmup-epochs", type=int, default=None, help="override the env's state-only warm-up")
@@ -639,6 +642,11 @@ def main(argv: list[str] | None = None) -> int:
                 per_seed[seed] = json.loads(f.read_text())
             continue
         per_seed[seed] = run_seed(setup, seed, root, methods, overrides, args.model)
+    if not args.aggregate_only:  # the summary keeps the seeds earlier invocations finished
+        for f in sorted(root.glob("seed*/results.json")):
+            number = f.parent.name.removeprefix("seed")
+            if number.isdigit() and int(number) not in per_seed:
+                per_seed[int(number)] = json.loads(f.read_text())
     if not per_seed:
         raise SystemExit(f"no finished seeds under {root}")
     previous = json.loads((root / "summary.json").read_text()) if (root / "summary.json").is_file() else {}

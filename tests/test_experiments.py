@@ -63,6 +63,20 @@ def test_mean_se_and_aggregate_gains():
     assert summary["methods"]["swirl"]["horizon"][1] == {"mean": 11.0, "se": 1.0}
 
 
+def test_each_method_is_aggregated_over_its_own_seeds_and_compared_on_shared_ones():
+    per_seed = {0: {"methods": {"sft": {"metrics": {"fwm/bleu": 10.0}}, "swirl": {"metrics": {"fwm/bleu": 15.0}}},
+                    "train_seconds": {}},
+                1: {"methods": {"sft": {"metrics": {"fwm/bleu": 20.0}}}, "train_seconds": {}}}
+    summary = aggregate(per_seed)
+    assert summary["seeds"] == [0, 1] and summary["methods"]["sft"]["seeds"] == [0, 1]
+    swirl = summary["methods"]["swirl"]
+    assert swirl["seeds"] == [0] and swirl["metrics"]["fwm/bleu"]["values"] == [15.0]
+    gain = swirl["vs_sft"]["fwm/bleu"]  # against sft's seed 0 (10), not its two-seed mean (15)
+    assert gain["seeds"] == [0] and gain["relative"] == pytest.approx(0.5) and gain["combined_se"] is None
+    table = experiment_results.markdown_table("toy", {"env": "toy", **summary})
+    assert "| swirl (seeds 0) |" in table and "| sft |" in table
+
+
 def test_variants_name_their_base():
     assert base_method("swirl:nokl") == "swirl" and base_method("verify@8") == "verify@8"
 
@@ -125,6 +139,10 @@ def test_end_to_end_resume_rows_and_figures(tmp_path, monkeypatch):
     assert experiments.main(argv) == 0  # every seed's results.json is complete: nothing reruns
     again = json.loads((root / "summary.json").read_text())
     assert again["methods"]["swirl"]["metrics"] == summary["methods"]["swirl"]["metrics"]
+    assert argv[2:5] == ["--seeds", "0", "1"]
+    assert experiments.main([*argv[:2], "--seeds", "0", *argv[5:]]) == 0
+    kept = json.loads((root / "summary.json").read_text())  # a one-seed run keeps the other finished seed
+    assert kept["seeds"] == [0, 1] and kept["methods"]["swirl"]["metrics"] == summary["methods"]["swirl"]["metrics"]
 
     assert figures.main([str(root / "summary.json"), "--output", str(tmp_path / "fig")]) == 0
     assert (tmp_path / "fig" / "gains.svg").read_text().startswith("<?xml")
