@@ -242,7 +242,9 @@ def sentence_chrf(prediction: str, truth: str) -> float:
 
 def new_lines(text: str, state: str) -> str:
     """The lines of `text` that `state` does not have (as a multiset, in order): what a next state changed.
-    Most of a next state is copied from the state; metrics on the whole text mostly measure that copy."""
+    Most of a next state is copied from the state; metrics on the whole text mostly measure that copy.
+    Lines compare without their surrounding blanks, so a model's stray space is not scored as a change;
+    `swirl_core.prompts.changed_lines`, which builds training targets, compares exactly, as it must invert."""
     left = Counter(line.strip() for line in state.splitlines())
     kept = []
     for line in text.splitlines():

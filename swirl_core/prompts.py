@@ -79,7 +79,8 @@ def line_label(line: str) -> str | None:
 
 
 def changed_lines(state: str, next_state: str) -> str:
-    """The lines of `next_state` that `state` does not have (as a multiset), in order."""
+    """The lines of `next_state` that `state` does not have (as a multiset), in order. Exact, so that
+    `apply_changed_lines` rebuilds `next_state`; the metrics' `evals.metrics.new_lines` forgives blanks."""
     unused = Counter(state.split("\n"))
     changes = []
     for line in next_state.split("\n"):
