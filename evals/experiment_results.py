@@ -131,9 +131,10 @@ def method_command(summary: dict[str, Any], method: str) -> str:
     sets = [f"{method}.{k}={format_value(v)}"
             for k, v in sorted(summary["overrides"].get(method, {}).items())]
     model = summary.get("model", "tiny")
+    seeds = summary.get("methods", {}).get(method, {}).get("seeds", summary["seeds"])  # the method's own
     return shlex.join(["python", "-m", "evals.experiments", "--env", summary["env"],
                        *(["--model", model] if model != "tiny" else []), "--seeds",
-                       *map(str, summary.get("methods", {}).get(method, summary)["seeds"]), "--methods", method,
+                       *map(str, seeds), "--methods", method,
                        *(["--tag", summary["tag"]] if summary["tag"] != "main" else []),
                        *[arg for k, v in summary.get("setup_overrides", {}).items()
                          for arg in ("--" + k.replace("_", "-"), str(v))],
@@ -154,8 +155,9 @@ def write_leaderboard(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def markdown_table(env: str, summary: dict[str, Any]) -> str:
-    """One row per method (naming its seeds when fewer than the summary's): headline and IDM metrics, gain vs sft, horizon curve and the method's own compute
-    (optimiser steps, samples drawn, training minutes, 1-minute load at its finish); the copy baseline
+    """One row per method (naming its seeds when fewer than the summary's): headline and IDM metrics, gain vs
+    sft, horizon curve and the method's own compute (optimiser steps, samples drawn, training minutes, 1-minute
+    load at its finish); the copy baseline
     (y = x) first, so every FWM score reads against what copying the state already scores."""
     fwm, idm = summary["headline"], "idm/exact_match"
     lines = [f"| {env} | {fwm} | gain vs sft | idm/exact_match | idm/token_f1 | horizon k=1..H | steps | samples "
